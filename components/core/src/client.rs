@@ -1,0 +1,289 @@
+//! OAuth clients: the stored record, lookup by `client_id` (registered, or a Client ID
+//! Metadata Document URL), and client authentication at the token-side endpoints
+//! (RFC 6749 §2.3, OAuth 2.1 §2.4).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::env::Env;
+use crate::error::OAuthError;
+use crate::http::{Params, Request};
+use crate::records;
+use crate::secret::verify_hash;
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A public client (native apps, CLIs, browser apps).
+    #[default]
+    None,
+    ClientSecretPost,
+    ClientSecretBasic,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+        }
+    }
+}
+
+/// Where a client came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientSource {
+    /// Dynamic registration (RFC 7591).
+    Registered,
+    /// A Client ID Metadata Document: the `client_id` is the document's URL.
+    MetadataDocument,
+}
+
+/// Client metadata (RFC 7591 §2) as we keep and return it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ClientMetadata {
+    pub redirect_uris: Vec<String>,
+    pub token_endpoint_auth_method: AuthMethod,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    /// `web` or `native` (OpenID Connect Registration §2; MCP clients send it).
+    pub application_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+}
+
+/// A client as stored under `client/<client_id>`. Secrets are kept only as hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub client_id: String,
+    pub source: ClientSource,
+    pub client_id_issued_at: u64,
+    /// SHA-256 (hex) of the client secret, for confidential clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_hash: Option<String>,
+    /// 0 = never expires.
+    #[serde(default)]
+    pub client_secret_expires_at: u64,
+    /// SHA-256 (hex) of the RFC 7592 registration access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_token_hash: Option<String>,
+    pub metadata: ClientMetadata,
+}
+
+impl Client {
+    pub fn is_confidential(&self) -> bool {
+        self.client_secret_hash.is_some()
+    }
+
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.metadata.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    /// The name to show users: the registered name, else the `client_id`.
+    pub fn display_name(&self) -> &str {
+        self.metadata
+            .client_name
+            .as_deref()
+            .unwrap_or(&self.client_id)
+    }
+}
+
+/// The store key of a registered client.
+pub fn key(client_id: &str) -> String {
+    format!("client/{client_id}")
+}
+
+/// Is this `client_id` a Client ID Metadata Document URL?
+pub fn is_metadata_document_url(client_id: &str) -> bool {
+    client_id.starts_with("https://")
+        || (client_id.starts_with("http://") && crate::cimd::allows_http(client_id))
+}
+
+/// The client named `client_id`: a registered one, or a metadata document fetched (or taken
+/// from cache) by [`crate::cimd::resolve`]. `Ok(None)` when there is no such client.
+pub fn find(env: &Env, client_id: &str) -> Result<Option<Client>, OAuthError> {
+    if is_metadata_document_url(client_id) {
+        return crate::cimd::resolve(env, client_id);
+    }
+    if client_id.len() > 256 || client_id.chars().any(char::is_control) {
+        return Ok(None);
+    }
+    Ok(records::get::<Client>(env, &key(client_id))?)
+}
+
+/// Authenticate the client of a token, revocation or introspection request.
+///
+/// Accepts `client_secret_basic` (RFC 6749 §2.3.1, credentials form-urlencoded inside
+/// Basic), `client_secret_post`, and `none` (public clients send only `client_id`).
+/// A confidential client may use either secret method whatever it registered: clients get
+/// this wrong often and both are equally safe. Using two methods at once is refused.
+pub fn authenticate(env: &Env, req: &Request, params: &Params) -> Result<Client, OAuthError> {
+    let basic = match req.header("authorization") {
+        Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => {
+            Some(parse_basic(&h[6..]).ok_or_else(|| basic_failure("malformed Basic credentials"))?)
+        }
+        _ => None,
+    };
+    let (client_id, secret, via_basic) = match (basic, params.get("client_secret")) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not two",
+            ))
+        }
+        (Some((id, secret)), None) => {
+            if params.get("client_id").is_some_and(|p| p != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id differs from the Basic credentials",
+                ));
+            }
+            (id, Some(secret), true)
+        }
+        (None, secret) => {
+            let id = params
+                .get("client_id")
+                .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
+            (id.to_string(), secret.map(str::to_string), false)
+        }
+    };
+    let fail = |why: &str| {
+        if via_basic {
+            basic_failure(why)
+        } else {
+            OAuthError::invalid_client(why)
+        }
+    };
+    let client = find(env, &client_id)?.ok_or_else(|| fail("unknown client"))?;
+    match (&client.client_secret_hash, secret) {
+        (None, None) => Ok(client),
+        (None, Some(_)) => Err(fail("this client is public and has no secret")),
+        (Some(_), None) => Err(fail("this client must authenticate with its secret")),
+        (Some(hash), Some(secret)) => {
+            if !verify_hash(&secret, hash) {
+                return Err(fail("client authentication failed"));
+            }
+            if client.client_secret_expires_at != 0 && client.client_secret_expires_at <= env.now()
+            {
+                return Err(fail("the client secret has expired"));
+            }
+            Ok(client)
+        }
+    }
+}
+
+fn basic_failure(why: &str) -> OAuthError {
+    OAuthError::invalid_client(why).with_header("www-authenticate", "Basic realm=\"mcp-auth\"")
+}
+
+/// `base64(urlencode(id) ":" urlencode(secret))`.
+fn parse_basic(encoded: &str) -> Option<(String, String)> {
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| {
+        form_urlencoded::parse(format!("v={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    let (id, secret) = (unescape(id)?, unescape(secret)?);
+    (!id.is_empty()).then_some((id, secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::hash;
+    use crate::testing::Harness;
+
+    fn store_client(h: &Harness, secret: Option<&str>) {
+        let client = Client {
+            client_id: "c1".into(),
+            source: ClientSource::Registered,
+            client_id_issued_at: 0,
+            client_secret_hash: secret.map(hash),
+            client_secret_expires_at: 0,
+            registration_token_hash: None,
+            metadata: ClientMetadata::default(),
+        };
+        records::put(&h.env(), &key("c1"), &client, None).unwrap();
+    }
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+    }
+
+    #[test]
+    fn confidential_client_by_basic_or_post() {
+        let h = Harness::new();
+        store_client(&h, Some("s3cret"));
+        let env = h.env();
+        let req = Request::new(crate::Method::Post, "/token")
+            .with_header("authorization", &basic("c1", "s3cret"));
+        assert!(authenticate(&env, &req, &Params::default()).is_ok());
+        let params = Params::parse(b"client_id=c1&client_secret=s3cret").unwrap();
+        assert!(authenticate(&env, &Request::new(crate::Method::Post, "/token"), &params).is_ok());
+    }
+
+    #[test]
+    fn wrong_secret_basic_gets_www_authenticate() {
+        let h = Harness::new();
+        store_client(&h, Some("s3cret"));
+        let req = Request::new(crate::Method::Post, "/token")
+            .with_header("authorization", &basic("c1", "nope"));
+        let err = authenticate(&h.env(), &req, &Params::default()).unwrap_err();
+        assert_eq!(err.status, 401);
+        assert!(err.headers.iter().any(|(n, _)| n == "www-authenticate"));
+    }
+
+    #[test]
+    fn public_client_must_not_send_a_secret_and_confidential_must() {
+        let h = Harness::new();
+        store_client(&h, None);
+        let env = h.env();
+        let none = Request::new(crate::Method::Post, "/token");
+        assert!(authenticate(&env, &none, &Params::parse(b"client_id=c1").unwrap()).is_ok());
+        let p = Params::parse(b"client_id=c1&client_secret=x").unwrap();
+        assert!(authenticate(&env, &none, &p).is_err());
+        let h = Harness::new();
+        store_client(&h, Some("s3cret"));
+        let p = Params::parse(b"client_id=c1").unwrap();
+        assert_eq!(authenticate(&h.env(), &none, &p).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn two_methods_at_once_are_refused() {
+        let h = Harness::new();
+        store_client(&h, Some("s3cret"));
+        let req = Request::new(crate::Method::Post, "/token")
+            .with_header("authorization", &basic("c1", "s3cret"));
+        let p = Params::parse(b"client_secret=s3cret").unwrap();
+        assert_eq!(authenticate(&h.env(), &req, &p).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        assert_eq!(
+            parse_basic(&STANDARD.encode("a%3Ab:c%2Bd")),
+            Some(("a:b".to_string(), "c+d".to_string()))
+        );
+    }
+}

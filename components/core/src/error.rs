@@ -1,0 +1,171 @@
+//! OAuth errors as the RFCs name them (RFC 6749 §5.2, RFC 7591 §3.2.2, RFC 8628 §3.5,
+//! RFC 8707 §2, RFC 6750 §3.1), each with its HTTP status.
+
+use serde::Serialize;
+
+use crate::env::StoreError;
+use crate::http::Response;
+
+/// The `error` codes we emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    UnsupportedResponseType,
+    InvalidScope,
+    AccessDenied,
+    ServerError,
+    TemporarilyUnavailable,
+    /// RFC 8707 §2
+    InvalidTarget,
+    /// RFC 7591 §3.2.2
+    InvalidRedirectUri,
+    InvalidClientMetadata,
+    /// RFC 6750 §3.1
+    InvalidToken,
+    InsufficientScope,
+    /// RFC 8628 §3.5
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
+    /// RFC 7009 §2.2.1
+    UnsupportedTokenType,
+    /// Not an RFC code: a rate limit (sent with 429 and `Retry-After`).
+    TooManyRequests,
+    /// Not an RFC code: no such endpoint / resource.
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::TooManyRequests => "too_many_requests",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+        }
+    }
+
+    /// The status the RFCs give this error at the token/registration endpoints.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+            ErrorCode::InsufficientScope | ErrorCode::AccessDenied => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::TooManyRequests => 429,
+            ErrorCode::ServerError => 500,
+            ErrorCode::TemporarilyUnavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+/// An error response: `{"error": …, "error_description": …}` with its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: String,
+    pub status: u16,
+    /// Extra headers (`WWW-Authenticate`, `Retry-After`, `Allow`).
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    error_description: &'a str,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> OAuthError {
+        OAuthError {
+            code,
+            description: description.into(),
+            status: code.status(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidRequest, description)
+    }
+
+    pub fn invalid_client(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidClient, description)
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidGrant, description)
+    }
+
+    pub fn not_found() -> OAuthError {
+        OAuthError::new(ErrorCode::NotFound, "no such endpoint")
+    }
+
+    pub fn with_status(mut self, status: u16) -> OAuthError {
+        self.status = status;
+        self
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> OAuthError {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// The RFC 6749 §5.2 JSON response, never cached.
+    pub fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.code.as_str(),
+            error_description: &self.description,
+        };
+        let mut response = Response::json(self.status, &body).no_store();
+        response.headers.extend(self.headers);
+        response
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    /// A store outage is the server's trouble, but a transient one: 503 lets clients retry.
+    fn from(err: StoreError) -> OAuthError {
+        OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            format!("storage is unavailable ({})", err.0),
+        )
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}

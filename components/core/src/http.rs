@@ -1,0 +1,386 @@
+//! HTTP as plain data: the request a handler receives, the response it returns, and the
+//! requests it asks the caller to send upstream. No sockets here.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::OAuthError;
+
+/// Largest request body the core accepts (forms and JSON are small).
+pub const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Other,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Method {
+        match s.to_ascii_uppercase().as_str() {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
+/// An incoming request, as the component received it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// The path without the query, percent-encoded as received (`/register/abc`).
+    pub path: String,
+    /// The raw query string without `?` (may be empty).
+    pub query: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The peer address as the host saw it, when known (for rate limits and audit).
+    pub client_addr: Option<String>,
+}
+
+impl Request {
+    /// A request with no headers and no body; handy for tests and for the glue.
+    pub fn new(method: Method, path_and_query: &str) -> Request {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p.to_string(), q.to_string()),
+            None => (path_and_query.to_string(), String::new()),
+        };
+        Request {
+            method,
+            path,
+            query,
+            headers: Vec::new(),
+            body: Vec::new(),
+            client_addr: None,
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Request {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    /// A form POST (`application/x-www-form-urlencoded`).
+    pub fn form(path: &str, pairs: &[(&str, &str)]) -> Request {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        Request::new(Method::Post, path)
+            .with_header("content-type", "application/x-www-form-urlencoded")
+            .with_body(body)
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// How many times header `name` occurs.
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count()
+    }
+
+    /// The value of cookie `name`, from the `Cookie` header(s).
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The query string as parameters (RFC 6749 §3.1: repeated parameters are refused).
+    pub fn query_params(&self) -> Result<Params, OAuthError> {
+        Params::parse(self.query.as_bytes())
+    }
+
+    /// The body as form parameters. Requires `application/x-www-form-urlencoded`
+    /// (RFC 6749 §3.2) and refuses repeated parameters.
+    pub fn form_params(&self) -> Result<Params, OAuthError> {
+        let media_type = self.header("content-type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        if media_type.as_deref() != Some("application/x-www-form-urlencoded") {
+            return Err(OAuthError::invalid_request(
+                "the request body must be application/x-www-form-urlencoded",
+            ));
+        }
+        Params::parse(&self.body)
+    }
+
+    /// The bearer token of an `Authorization: Bearer` header (RFC 6750 §2.1).
+    pub fn bearer_token(&self) -> Option<&str> {
+        let value = self.header("authorization")?;
+        let (scheme, token) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let token = token.trim();
+        (!token.is_empty()).then_some(token)
+    }
+}
+
+/// Decoded `name=value` parameters with every name at most once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(BTreeMap<String, String>);
+
+impl Params {
+    /// Parse `application/x-www-form-urlencoded` bytes. A repeated name is an
+    /// `invalid_request` (RFC 6749 §3.1, §3.2); empty values count as absent.
+    pub fn parse(bytes: &[u8]) -> Result<Params, OAuthError> {
+        if std::str::from_utf8(bytes).is_err() {
+            return Err(OAuthError::invalid_request("parameters must be UTF-8"));
+        }
+        let mut map = BTreeMap::new();
+        for (name, value) in form_urlencoded::parse(bytes) {
+            if map.contains_key(name.as_ref()) {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter `{name}` is repeated"
+                )));
+            }
+            map.insert(name.into_owned(), value.into_owned());
+        }
+        map.retain(|_, v| !v.is_empty());
+        Ok(Params(map))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// The value of a parameter that must be present.
+    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("`{name}` is required")))
+    }
+}
+
+/// A response the caller sends back as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A JSON body with `Content-Type: application/json`.
+    pub fn json(status: u16, value: &impl Serialize) -> Response {
+        // Serialising our own plain structs cannot fail.
+        let body = serde_json::to_vec(value).unwrap_or_default();
+        Response::new(status)
+            .with_header("content-type", "application/json")
+            .with_body(body)
+    }
+
+    /// An HTML page. Pages never embed in frames and load nothing from elsewhere.
+    pub fn html(status: u16, body: String) -> Response {
+        Response::new(status)
+            .with_header("content-type", "text/html; charset=utf-8")
+            .with_header(
+                "content-security-policy",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            )
+            .with_header("x-frame-options", "DENY")
+            .with_header("referrer-policy", "no-referrer")
+            .with_header("x-content-type-options", "nosniff")
+            .with_header("cache-control", "no-store")
+            .with_body(body)
+    }
+
+    /// `302 Found` to `location`.
+    pub fn redirect(location: &str) -> Response {
+        Response::new(302)
+            .with_header("location", location)
+            .with_header("cache-control", "no-store")
+    }
+
+    /// RFC 6749 §5.1: token responses must not be cached.
+    pub fn no_store(self) -> Response {
+        self.with_header("cache-control", "no-store")
+            .with_header("pragma", "no-cache")
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON (tests and glue use this).
+    pub fn json_body(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// A request the core asks the caller to send (to the upstream provider or a CIMD host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingRequest {
+    pub method: Method,
+    /// Absolute `http(s)://` URL.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl OutgoingRequest {
+    pub fn get(url: impl Into<String>) -> OutgoingRequest {
+        OutgoingRequest {
+            method: Method::Get,
+            url: url.into(),
+            headers: vec![("accept".into(), "application/json".into())],
+            body: Vec::new(),
+        }
+    }
+
+    pub fn post_form(url: impl Into<String>, pairs: &[(&str, &str)]) -> OutgoingRequest {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        OutgoingRequest {
+            method: Method::Post,
+            url: url.into(),
+            headers: vec![
+                (
+                    "content-type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                ),
+                ("accept".into(), "application/json".into()),
+            ],
+            body: body.into_bytes(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> OutgoingRequest {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+}
+
+/// What came back from an [`OutgoingRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamResponse {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl UpstreamResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        let err = Params::parse(b"a=1&a=2").unwrap_err();
+        assert_eq!(err.code.as_str(), "invalid_request");
+    }
+
+    #[test]
+    fn empty_values_count_as_absent() {
+        let p = Params::parse(b"a=&b=x%20y").unwrap();
+        assert_eq!(p.get("a"), None);
+        assert_eq!(p.get("b"), Some("x y"));
+    }
+
+    #[test]
+    fn non_utf8_is_refused() {
+        assert!(Params::parse(&[b'a', b'=', 0xff]).is_err());
+    }
+
+    #[test]
+    fn form_requires_the_form_media_type() {
+        let req = Request::new(Method::Post, "/token")
+            .with_header("content-type", "application/json")
+            .with_body("a=1");
+        assert!(req.form_params().is_err());
+        let req = Request::new(Method::Post, "/token")
+            .with_header(
+                "Content-Type",
+                "application/x-www-form-urlencoded; charset=UTF-8",
+            )
+            .with_body("a=1");
+        assert_eq!(req.form_params().unwrap().get("a"), Some("1"));
+    }
+
+    #[test]
+    fn cookies_and_bearer() {
+        let req = Request::new(Method::Get, "/")
+            .with_header("cookie", "a=1; csrf=xyz")
+            .with_header("authorization", "bearer abc");
+        assert_eq!(req.cookie("csrf"), Some("xyz"));
+        assert_eq!(req.bearer_token(), Some("abc"));
+    }
+}

@@ -1,0 +1,9 @@
+//! Signing keys and JWKS.
+
+use crate::env::Env;
+use crate::error::{ErrorCode, OAuthError};
+use crate::http::{Request, Response};
+
+pub fn jwks(_env: &Env, _req: &Request) -> Response {
+    OAuthError::new(ErrorCode::ServerError, "not implemented yet").into_response()
+}

@@ -1,0 +1,270 @@
+//! Stored records: JSON values that carry their own expiry, exactly-once claims, and the
+//! sweep that deletes expired records.
+//!
+//! The store interface has no TTL, so every record written with an expiry is also listed in
+//! a per-minute *sweep bucket*: `sweep/<minute>/n` counts the bucket's slots and
+//! `sweep/<minute>/<i>` names the record key. Requests that write records call
+//! [`maybe_sweep`], which hands out a few slots of the oldest expired bucket at a time
+//! through `increment`, so several hosts (or Spin instances) sweep in parallel without ever
+//! doing the same slot twice, and no request does more than a bounded amount of work. This
+//! runs identically under Spin and under our host and needs neither `list-keys` (Spin ignores
+//! its cursor) nor a timer.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::env::{Env, StoreError};
+
+/// Width of a sweep bucket, seconds.
+const BUCKET_SECONDS: u64 = 60;
+/// Slots a sweeping request takes on.
+const SWEEP_CHUNK: i64 = 32;
+/// One request in this many helps sweep.
+const SWEEP_ONE_IN: u8 = 8;
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    /// Expiry, seconds since the epoch; absent = never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exp: Option<u64>,
+    v: T,
+}
+
+/// Write `value` under `key`, valid until `expires_at` (seconds since the epoch) if given.
+pub fn put<T: Serialize>(
+    env: &Env,
+    key: &str,
+    value: &T,
+    expires_at: Option<u64>,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(&Envelope {
+        exp: expires_at,
+        v: value,
+    })
+    .map_err(|e| StoreError(format!("encoding {key}: {e}")))?;
+    env.store.set(key, &bytes)?;
+    if let Some(exp) = expires_at {
+        index_for_sweep(env, key, exp)?;
+    }
+    Ok(())
+}
+
+/// Overwrite a record without indexing it again: only for an expiry that does not move
+/// later than the one it was [`put`] with (use [`put`] to extend a record's life).
+pub fn update<T: Serialize>(
+    env: &Env,
+    key: &str,
+    value: &T,
+    expires_at: Option<u64>,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(&Envelope {
+        exp: expires_at,
+        v: value,
+    })
+    .map_err(|e| StoreError(format!("encoding {key}: {e}")))?;
+    env.store.set(key, &bytes)
+}
+
+/// The live record under `key`: `None` when missing, expired, or not decodable as `T`
+/// (a record of another shape is as good as absent).
+pub fn get<T: DeserializeOwned>(env: &Env, key: &str) -> Result<Option<T>, StoreError> {
+    Ok(get_with_expiry(env, key)?.map(|(v, _)| v))
+}
+
+/// Like [`get`], with the record's expiry.
+pub fn get_with_expiry<T: DeserializeOwned>(
+    env: &Env,
+    key: &str,
+) -> Result<Option<(T, Option<u64>)>, StoreError> {
+    let Some(bytes) = env.store.get(key)? else {
+        return Ok(None);
+    };
+    let Ok(envelope) = serde_json::from_slice::<Envelope<T>>(&bytes) else {
+        return Ok(None);
+    };
+    if envelope.exp.is_some_and(|exp| exp <= env.now()) {
+        return Ok(None);
+    }
+    Ok(Some((envelope.v, envelope.exp)))
+}
+
+/// Delete the record and its claim counters.
+pub fn delete(env: &Env, key: &str) -> Result<(), StoreError> {
+    env.store.delete(key)?;
+    delete_claims(env, key)
+}
+
+/// What a claim on a record is for. Each purpose has its own counter, `<key>#<purpose>`,
+/// deleted with the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Redeeming a code, a refresh token, a device grant, a pending authorization.
+    Redeem,
+    /// Deciding (approve/deny) a device grant.
+    Decide,
+}
+
+impl Claim {
+    const ALL: [Claim; 2] = [Claim::Redeem, Claim::Decide];
+
+    fn counter_key(self, key: &str) -> String {
+        match self {
+            Claim::Redeem => format!("{key}#claim"),
+            Claim::Decide => format!("{key}#decide"),
+        }
+    }
+}
+
+/// Claim `key` for `purpose` exactly once: `true` for the first caller ever, `false` for
+/// every later one, across hosts. Built on `increment` of a dedicated counter (never
+/// compare-and-swap, which Spin's backends do not implement usably).
+pub fn claim(env: &Env, key: &str, purpose: Claim) -> Result<bool, StoreError> {
+    Ok(env.store.increment(&purpose.counter_key(key), 1)? == 1)
+}
+
+/// How many times `key` has been claimed for `purpose` (0 = never), without claiming it.
+pub fn claims(env: &Env, key: &str, purpose: Claim) -> Result<i64, StoreError> {
+    env.store.increment(&purpose.counter_key(key), 0)
+}
+
+fn delete_claims(env: &Env, key: &str) -> Result<(), StoreError> {
+    for purpose in Claim::ALL {
+        env.store.delete(&purpose.counter_key(key))?;
+    }
+    Ok(())
+}
+
+fn index_for_sweep(env: &Env, key: &str, expires_at: u64) -> Result<(), StoreError> {
+    let bucket = expires_at / BUCKET_SECONDS;
+    let slot = env.store.increment(&format!("sweep/{bucket}/n"), 1)?;
+    env.store
+        .set(&format!("sweep/{bucket}/{slot}"), key.as_bytes())
+}
+
+/// Help sweep expired records, now and then. Errors are ignored: sweeping is best effort
+/// and must never fail the request that happened to do it.
+pub fn maybe_sweep(env: &Env) {
+    if env.random_bytes::<1>()[0] % SWEEP_ONE_IN == 0 {
+        let _ = sweep_some(env);
+    }
+}
+
+/// Delete up to [`SWEEP_CHUNK`] expired records from the oldest unswept bucket. Returns
+/// how many slots this call handled.
+pub fn sweep_some(env: &Env) -> Result<usize, StoreError> {
+    let current = env.now() / BUCKET_SECONDS;
+    let cursor_key = "sweep/cursor";
+    let mut bucket = match get::<u64>(env, cursor_key)? {
+        Some(b) => b,
+        None => {
+            // First sweep ever: nothing older than an hour before now is assumed unindexed.
+            let start = current.saturating_sub(60);
+            update(env, cursor_key, &start, None)?;
+            start
+        }
+    };
+    // A bucket is swept once the whole minute it covers lies in the past.
+    while bucket < current {
+        let n_key = format!("sweep/{bucket}/n");
+        let taken_key = format!("sweep/{bucket}/taken");
+        let slots = env.store.increment(&n_key, 0)?;
+        if slots > 0 {
+            let end = env.store.increment(&taken_key, SWEEP_CHUNK)?;
+            let start = end - SWEEP_CHUNK + 1;
+            if start <= slots {
+                let last = end.min(slots);
+                for slot in start..=last {
+                    let slot_key = format!("sweep/{bucket}/{slot}");
+                    if let Some(key) = env.store.get(&slot_key)? {
+                        if let Ok(key) = String::from_utf8(key) {
+                            sweep_record(env, &key)?;
+                        }
+                    }
+                    env.store.delete(&slot_key)?;
+                }
+                return Ok((last - start + 1) as usize);
+            }
+        }
+        // This bucket is done: drop its counters and move on.
+        env.store.delete(&n_key)?;
+        env.store.delete(&taken_key)?;
+        bucket += 1;
+        update(env, cursor_key, &bucket, None)?;
+    }
+    Ok(0)
+}
+
+/// Delete `key` if it has expired (a record rewritten with a later expiry stays).
+fn sweep_record(env: &Env, key: &str) -> Result<(), StoreError> {
+    let Some(bytes) = env.store.get(key)? else {
+        return delete_claims(env, key);
+    };
+    #[derive(Deserialize)]
+    struct ExpiryOnly {
+        exp: Option<u64>,
+    }
+    match serde_json::from_slice::<ExpiryOnly>(&bytes) {
+        Ok(ExpiryOnly { exp: Some(exp) }) if exp > env.now() => Ok(()),
+        _ => delete(env, key),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Harness;
+
+    #[test]
+    fn expired_records_are_refused_on_read() {
+        let h = Harness::new();
+        let env = h.env();
+        put(&env, "code/x", &"v", Some(env.now() + 10)).unwrap();
+        assert_eq!(get::<String>(&env, "code/x").unwrap().as_deref(), Some("v"));
+        h.clock.advance(10);
+        let env = h.env();
+        assert_eq!(get::<String>(&env, "code/x").unwrap(), None);
+    }
+
+    #[test]
+    fn claim_is_exactly_once() {
+        let h = Harness::new();
+        let env = h.env();
+        assert_eq!(claims(&env, "k", Claim::Redeem).unwrap(), 0);
+        assert!(claim(&env, "k", Claim::Redeem).unwrap());
+        assert!(!claim(&env, "k", Claim::Redeem).unwrap());
+        assert_eq!(claims(&env, "k", Claim::Redeem).unwrap(), 2);
+        assert!(claim(&env, "k", Claim::Decide).unwrap());
+    }
+
+    #[test]
+    fn sweep_deletes_expired_records_and_its_own_index() {
+        let h = Harness::new();
+        let env = h.env();
+        for i in 0..100 {
+            put(&env, &format!("code/{i}"), &i, Some(env.now() + 5)).unwrap();
+            claim(&env, &format!("code/{i}"), Claim::Redeem).unwrap();
+        }
+        put(&env, "client/keep", &"forever", None).unwrap();
+        h.clock.advance(3 * BUCKET_SECONDS);
+        let env = h.env();
+        while sweep_some(&env).unwrap() > 0 {}
+        // The cursor is left behind; everything else is gone but the record without expiry.
+        let left: Vec<String> = h.store.keys();
+        assert_eq!(
+            left,
+            vec!["client/keep".to_string(), "sweep/cursor".to_string()]
+        );
+    }
+
+    #[test]
+    fn sweep_keeps_records_whose_expiry_was_extended() {
+        let h = Harness::new();
+        let env = h.env();
+        put(&env, "r", &1, Some(env.now() + 5)).unwrap();
+        put(&env, "r", &2, Some(env.now() + 10_000)).unwrap();
+        h.clock.advance(3 * BUCKET_SECONDS);
+        let env = h.env();
+        while sweep_some(&env).unwrap() > 0 {}
+        assert_eq!(get::<i32>(&env, "r").unwrap(), Some(2));
+    }
+}

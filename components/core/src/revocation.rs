@@ -1,0 +1,9 @@
+//! Token revocation (RFC 7009).
+
+use crate::env::Env;
+use crate::error::{ErrorCode, OAuthError};
+use crate::http::{Request, Response};
+
+pub fn revoke(_env: &Env, _req: &Request) -> Response {
+    OAuthError::new(ErrorCode::ServerError, "not implemented yet").into_response()
+}

@@ -1,0 +1,392 @@
+//! Configuration, parsed once per request from named variables (Spin variables, which reach
+//! components through `wasi:config/store`). Names follow the servers mcp-auth replaces
+//! (`MCP_AUTH_SERVER_URL`, `TASKMANAGER_CLIENT_ID`, `ALLOWED_GITHUB_USERS`, …), lower-cased
+//! as Spin requires.
+
+use crate::env::Config;
+
+/// Which identity provider users sign in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    /// The built-in login page with users from `local_users`.
+    Local,
+    /// TaskManager's `/api/oauth/authorize`, `/api/oauth/token`, `/api/oauth/verify`.
+    TaskManager {
+        base_url: String,
+        client_id: String,
+        client_secret: String,
+        scope: String,
+    },
+    /// GitHub OAuth apps; identity from `GET /user`.
+    GitHub {
+        web_url: String,
+        api_url: String,
+        client_id: String,
+        client_secret: String,
+    },
+    /// Any OpenID Connect provider, found by discovery from its issuer.
+    Oidc {
+        issuer: String,
+        client_id: String,
+        client_secret: String,
+        scope: String,
+    },
+}
+
+/// The JWS algorithm of our access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    Es256,
+    EdDsa,
+}
+
+impl SigningAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlgorithm::Es256 => "ES256",
+            SigningAlgorithm::EdDsa => "EdDSA",
+        }
+    }
+}
+
+/// Every setting, with defaults applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `mcp_auth_server_url`: the issuer, exactly as configured (RFC 8414 §3.3 compares
+    /// byte for byte). Endpoint URLs are built from it without a doubled slash.
+    pub issuer: String,
+    /// `mcp_server`: the resources (RFC 8707) tokens may be issued for, normalised. Empty
+    /// means "any resource on a loopback host" (local development only).
+    pub resources: Vec<String>,
+    /// `scopes_supported` (space or comma separated).
+    pub scopes_supported: Vec<String>,
+    /// `default_scopes`: granted when a client asks for none.
+    pub default_scopes: Vec<String>,
+    /// `access_token_lifetime`, seconds.
+    pub access_token_lifetime: u64,
+    /// `refresh_token_lifetime`, seconds.
+    pub refresh_token_lifetime: u64,
+    /// `refresh_grace_period`, seconds: how long the immediately previous refresh token may be
+    /// presented again (a client's retry) without counting as reuse.
+    pub refresh_grace_period: u64,
+    /// `code_lifetime`, seconds (authorization codes).
+    pub code_lifetime: u64,
+    /// `session_timeout`, seconds: a pending authorization (upstream login in progress).
+    pub session_timeout: u64,
+    /// `client_lifetime`, seconds; 0 = registrations never expire.
+    pub client_lifetime: u64,
+    /// `device_code_lifetime`, seconds.
+    pub device_code_lifetime: u64,
+    /// `device_poll_interval`, seconds (RFC 8628 §3.2 `interval`).
+    pub device_poll_interval: u64,
+    /// `upstream_provider` and its settings.
+    pub provider: Provider,
+    /// `allowed_users` (alias `allowed_github_users`): who may sign in; `None` = anyone (`*`).
+    pub allowed_users: Option<Vec<String>>,
+    /// `local_users`: `name:PHC-hash` pairs, comma separated, for [`Provider::Local`].
+    pub local_users: Vec<(String, String)>,
+    /// `consent`: show a consent page before issuing a code.
+    pub consent: bool,
+    /// `jwt_algorithm`: `ES256` (default) or `EdDSA`.
+    pub signing_algorithm: SigningAlgorithm,
+    /// `signing_keys`: base64url raw private keys, comma separated; the first signs, all are
+    /// published. Empty: a key is generated once and kept in the store.
+    pub signing_keys: Vec<String>,
+    /// `introspection_credentials`: `id:secret` pairs that resource servers may use at
+    /// `/introspect` besides registered confidential clients.
+    pub introspection_credentials: Vec<(String, String)>,
+    /// `registration_enabled`: accept dynamic client registration.
+    pub registration_enabled: bool,
+    /// `cimd_allow_private`: let Client ID Metadata Document URLs point at loopback and
+    /// private addresses (tests only).
+    pub cimd_allow_private: bool,
+}
+
+/// A variable with an unusable value; start-up or the request fails naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "configuration variable `{}`: {}",
+            self.variable, self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:3000";
+
+impl Settings {
+    pub fn from_config(config: &dyn Config) -> Result<Settings, ConfigError> {
+        let get = |name: &str| config.get(name).filter(|v| !v.trim().is_empty());
+        let text = |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.into());
+        let required = |name: &'static str| {
+            get(name).ok_or(ConfigError {
+                variable: name,
+                message: "is required for this upstream provider".into(),
+            })
+        };
+        let seconds = |name: &'static str, default: u64| match get(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse::<u64>().map_err(|_| ConfigError {
+                variable: name,
+                message: format!("`{v}` is not a whole number of seconds"),
+            }),
+        };
+        let flag = |name: &'static str, default: bool| match get(name).as_deref().map(str::trim) {
+            None => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(v) => Err(ConfigError {
+                variable: name,
+                message: format!("`{v}` is not true or false"),
+            }),
+        };
+
+        let issuer = text("mcp_auth_server_url", DEFAULT_ISSUER);
+        validate_issuer(&issuer)?;
+
+        let resources = list(&text("mcp_server", ""))
+            .into_iter()
+            .map(|r| {
+                crate::resource::normalize(&r).map_err(|e| ConfigError {
+                    variable: "mcp_server",
+                    message: format!("`{r}`: {e}"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let provider = match text("upstream_provider", "local").trim() {
+            "local" => Provider::Local,
+            "taskmanager" => Provider::TaskManager {
+                base_url: trim_slash(&text("taskmanager_oauth_host", "http://127.0.0.1:8000")),
+                client_id: required("taskmanager_client_id")?,
+                client_secret: required("taskmanager_client_secret")?,
+                scope: text("taskmanager_mcp_scope", "read"),
+            },
+            "github" => Provider::GitHub {
+                web_url: trim_slash(&text("github_url", "https://github.com")),
+                api_url: trim_slash(&text("github_api_url", "https://api.github.com")),
+                client_id: required("github_client_id")?,
+                client_secret: required("github_client_secret")?,
+            },
+            "oidc" => Provider::Oidc {
+                issuer: required("oidc_issuer")?,
+                client_id: required("oidc_client_id")?,
+                client_secret: required("oidc_client_secret")?,
+                scope: text("oidc_scope", "openid profile email"),
+            },
+            other => {
+                return Err(ConfigError {
+                    variable: "upstream_provider",
+                    message: format!("`{other}` is not one of local, taskmanager, github, oidc"),
+                })
+            }
+        };
+
+        let allowed = get("allowed_users").or_else(|| get("allowed_github_users"));
+        let allowed_users = match allowed.as_deref().map(str::trim) {
+            None | Some("*") => None,
+            Some(v) => Some(list(v)),
+        };
+
+        let signing_algorithm = match text("jwt_algorithm", "ES256").trim() {
+            "ES256" => SigningAlgorithm::Es256,
+            "EdDSA" | "Ed25519" => SigningAlgorithm::EdDsa,
+            other => {
+                return Err(ConfigError {
+                    variable: "jwt_algorithm",
+                    message: format!("`{other}` is not ES256 or EdDSA"),
+                })
+            }
+        };
+
+        let scopes_supported = list(&text(
+            "scopes_supported",
+            "mcp:read mcp:write offline_access",
+        ));
+        let default_scopes = list(&text("default_scopes", "mcp:read mcp:write"));
+        if let Some(s) = default_scopes
+            .iter()
+            .find(|s| !scopes_supported.contains(s))
+        {
+            return Err(ConfigError {
+                variable: "default_scopes",
+                message: format!("`{s}` is not in scopes_supported"),
+            });
+        }
+
+        Ok(Settings {
+            issuer,
+            resources,
+            scopes_supported,
+            default_scopes,
+            access_token_lifetime: seconds("access_token_lifetime", 3600)?,
+            refresh_token_lifetime: seconds("refresh_token_lifetime", 30 * 24 * 3600)?,
+            refresh_grace_period: seconds("refresh_grace_period", 30)?,
+            code_lifetime: seconds("code_lifetime", 60)?,
+            session_timeout: seconds("session_timeout", 600)?,
+            client_lifetime: seconds("client_lifetime", 0)?,
+            device_code_lifetime: seconds("device_code_lifetime", 600)?,
+            device_poll_interval: seconds("device_poll_interval", 5)?,
+            provider,
+            allowed_users,
+            local_users: pairs(&text("local_users", ""), "local_users")?,
+            consent: flag("consent", true)?,
+            signing_algorithm,
+            signing_keys: list(&text("signing_keys", "")),
+            introspection_credentials: pairs(
+                &text("introspection_credentials", ""),
+                "introspection_credentials",
+            )?,
+            registration_enabled: flag("registration_enabled", true)?,
+            cimd_allow_private: flag("cimd_allow_private", false)?,
+        })
+    }
+
+    /// `issuer` + `path`, e.g. `endpoint("/token")`.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer.trim_end_matches('/'), path)
+    }
+
+    /// The path part of the issuer (`""` for `https://as.example`), which prefixes every
+    /// endpoint path we serve.
+    pub fn issuer_path(&self) -> &str {
+        issuer_path(&self.issuer)
+    }
+
+    /// Is the issuer on a loopback host (local development)?
+    pub fn issuer_is_loopback(&self) -> bool {
+        url::Url::parse(&self.issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(crate::resource::is_loopback_host))
+            .unwrap_or(false)
+    }
+}
+
+fn issuer_path(issuer: &str) -> &str {
+    let after_scheme = issuer.split_once("://").map(|(_, r)| r).unwrap_or(issuer);
+    match after_scheme.find('/') {
+        Some(i) => after_scheme[i..].trim_end_matches('/'),
+        None => "",
+    }
+}
+
+/// RFC 8414 §2: https (http only on loopback), no query, no fragment.
+fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
+    let err = |message: &str| ConfigError {
+        variable: "mcp_auth_server_url",
+        message: format!("`{issuer}` {message}"),
+    };
+    let url = url::Url::parse(issuer).map_err(|_| err("is not a URL"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(err("must have no query or fragment"));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http"
+            if url
+                .host_str()
+                .is_some_and(crate::resource::is_loopback_host) =>
+        {
+            Ok(())
+        }
+        _ => Err(err("must be https (http only on a loopback host)")),
+    }
+}
+
+fn trim_slash(s: &str) -> String {
+    s.trim().trim_end_matches('/').to_string()
+}
+
+/// Split on commas and whitespace, dropping empties.
+pub fn list(s: &str) -> Vec<String> {
+    s.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `a:b,c:d` pairs; the value may itself hold colons (PHC hashes do not, but be liberal).
+fn pairs(s: &str, variable: &'static str) -> Result<Vec<(String, String)>, ConfigError> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|pair| {
+            pair.split_once(':')
+                .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+                .ok_or(ConfigError {
+                    variable,
+                    message: "expected name:value pairs separated by commas".into(),
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::MapConfig;
+
+    #[test]
+    fn defaults_run_the_local_login() {
+        let s = Settings::from_config(&MapConfig::default()).unwrap();
+        assert_eq!(s.issuer, DEFAULT_ISSUER);
+        assert_eq!(s.provider, Provider::Local);
+        assert!(s.issuer_is_loopback());
+        assert_eq!(s.endpoint("/token"), "http://127.0.0.1:3000/token");
+    }
+
+    #[test]
+    fn issuer_is_kept_byte_for_byte() {
+        let c = MapConfig::from([("mcp_auth_server_url", "https://auth.example.com/")]);
+        let s = Settings::from_config(&c).unwrap();
+        assert_eq!(s.issuer, "https://auth.example.com/");
+        assert_eq!(s.endpoint("/token"), "https://auth.example.com/token");
+        assert_eq!(s.issuer_path(), "");
+        let c = MapConfig::from([("mcp_auth_server_url", "https://example.com/auth")]);
+        assert_eq!(Settings::from_config(&c).unwrap().issuer_path(), "/auth");
+    }
+
+    #[test]
+    fn plain_http_issuer_is_refused_off_loopback() {
+        let c = MapConfig::from([("mcp_auth_server_url", "http://auth.example.com")]);
+        let err = Settings::from_config(&c).unwrap_err();
+        assert_eq!(err.variable, "mcp_auth_server_url");
+    }
+
+    #[test]
+    fn taskmanager_needs_its_credentials() {
+        let c = MapConfig::from([("upstream_provider", "taskmanager")]);
+        let err = Settings::from_config(&c).unwrap_err();
+        assert_eq!(err.variable, "taskmanager_client_id");
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable() {
+        let c = MapConfig::from([("access_token_lifetime", "1h")]);
+        assert_eq!(
+            Settings::from_config(&c).unwrap_err().variable,
+            "access_token_lifetime"
+        );
+    }
+
+    #[test]
+    fn allowed_users_star_means_anyone() {
+        let c = MapConfig::from([("allowed_github_users", "*")]);
+        assert_eq!(Settings::from_config(&c).unwrap().allowed_users, None);
+        let c = MapConfig::from([("allowed_users", "alice, bob")]);
+        assert_eq!(
+            Settings::from_config(&c).unwrap().allowed_users,
+            Some(vec!["alice".to_string(), "bob".to_string()])
+        );
+    }
+}
