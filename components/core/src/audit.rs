@@ -57,6 +57,8 @@ impl AuditEvent {
         self
     }
 
+    /// Named after the JWT claim, not `std::ops::Sub`.
+    #[allow(clippy::should_implement_trait)]
     pub fn sub(mut self, sub: &str) -> AuditEvent {
         self.sub = Some(sub.to_string());
         self

@@ -1,21 +1,319 @@
-//! Discovery documents: RFC 8414, OpenID discovery, RFC 9728.
+//! Discovery documents: authorization server metadata (RFC 8414), its OpenID Connect
+//! Discovery twin, protected resource metadata (RFC 9728), and the health check.
+
+use serde::Serialize;
+use serde_json::{json, Value};
 
 use crate::env::Env;
 use crate::error::{ErrorCode, OAuthError};
-use crate::http::{Request, Response};
+use crate::http::{Method, Request, Response};
+use crate::resource;
+use crate::settings::Settings;
 
-pub fn authorization_server(_env: &Env, _req: &Request) -> Response {
-    OAuthError::new(ErrorCode::ServerError, "not implemented yet").into_response()
+/// How long clients and proxies may cache the documents, seconds.
+const MAX_AGE: &str = "public, max-age=300";
+
+pub const GRANT_TYPES: [&str; 4] = [
+    "authorization_code",
+    "refresh_token",
+    "urn:ietf:params:oauth:grant-type:device_code",
+    "client_credentials",
+];
+
+/// Every client authentication method we accept (MCP pitfall 1: accept them all).
+pub const AUTH_METHODS: [&str; 3] = ["none", "client_secret_post", "client_secret_basic"];
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).
+pub fn authorization_server(env: &Env, req: &Request) -> Response {
+    if let Some(refused) = only_get(req) {
+        return refused;
+    }
+    document(&server_metadata(&env.settings))
 }
 
-pub fn openid_configuration(_env: &Env, _req: &Request) -> Response {
-    OAuthError::new(ErrorCode::ServerError, "not implemented yet").into_response()
+/// `GET /.well-known/openid-configuration`: the same document plus the fields OpenID
+/// Connect Discovery 1.0 §3 requires, for clients that probe it first.
+pub fn openid_configuration(env: &Env, req: &Request) -> Response {
+    if let Some(refused) = only_get(req) {
+        return refused;
+    }
+    let mut doc = server_metadata(&env.settings);
+    doc["subject_types_supported"] = json!(["public"]);
+    doc["id_token_signing_alg_values_supported"] = json!([env.settings.signing_algorithm.as_str()]);
+    document(&doc)
 }
 
-pub fn protected_resource(_env: &Env, _req: &Request) -> Response {
-    OAuthError::new(ErrorCode::ServerError, "not implemented yet").into_response()
+/// The RFC 8414 fields. `issuer` is the configured string exactly (§3.3: clients compare it
+/// byte for byte, trailing slash included).
+fn server_metadata(s: &Settings) -> Value {
+    let mut doc = json!({
+        "issuer": s.issuer,
+        "authorization_endpoint": s.endpoint("/authorize"),
+        "token_endpoint": s.endpoint("/token"),
+        "jwks_uri": s.endpoint("/jwks"),
+        "revocation_endpoint": s.endpoint("/revoke"),
+        "introspection_endpoint": s.endpoint("/introspect"),
+        "device_authorization_endpoint": s.endpoint("/device/code"),
+        "scopes_supported": s.scopes_supported,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": GRANT_TYPES,
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        // RFC 9207: every authorization response carries `iss`.
+        "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
+    });
+    if s.registration_enabled {
+        doc["registration_endpoint"] = json!(s.endpoint("/register"));
+    }
+    doc
 }
 
-pub fn health(_env: &Env, _req: &Request) -> Response {
-    OAuthError::new(ErrorCode::ServerError, "not implemented yet").into_response()
+/// `GET /.well-known/oauth-protected-resource[/path]` (RFC 9728 §3), for MCP servers that
+/// sit behind the same host (e.g. one reverse proxy in front of both).
+///
+/// The resource identifier is derived from the request as §3.1 describes (the well-known
+/// segment removed); it must be one of the configured resources, since the document's
+/// `resource` must equal the identifier the client derived the URL from (§3.3).
+pub fn protected_resource(env: &Env, req: &Request) -> Response {
+    if let Some(refused) = only_get(req) {
+        return refused;
+    }
+    let suffix = req
+        .path
+        .strip_prefix("/.well-known/oauth-protected-resource")
+        .unwrap_or("");
+    let Some(origin) = request_origin(&env.settings, req) else {
+        return OAuthError::invalid_request("the request has no usable Host header")
+            .into_response();
+    };
+    let identifier = format!("{origin}{suffix}");
+    match resource::allowed(&env.settings, &identifier) {
+        Ok(resource) => document(&json!({
+            "resource": resource,
+            "authorization_servers": [env.settings.issuer],
+            "scopes_supported": env.settings.scopes_supported,
+            "bearer_methods_supported": ["header"],
+            "resource_signing_alg_values_supported": [env.settings.signing_algorithm.as_str()],
+        })),
+        Err(_) => OAuthError::new(
+            ErrorCode::NotFound,
+            format!("`{identifier}` is not a resource protected by this server"),
+        )
+        .into_response(),
+    }
+}
+
+/// `GET /health`: 200 when the store answers, 503 otherwise.
+pub fn health(env: &Env, req: &Request) -> Response {
+    if let Some(refused) = only_get(req) {
+        return refused;
+    }
+    #[derive(Serialize)]
+    struct Health<'a> {
+        status: &'a str,
+    }
+    match env.store.get("health") {
+        Ok(_) => Response::json(200, &Health { status: "ok" }).no_store(),
+        Err(err) => OAuthError::from(err).into_response(),
+    }
+}
+
+/// `scheme://host[:port]` of the request as the client addressed it: the forwarded host
+/// behind a proxy, else the `Host` header; the scheme from `X-Forwarded-Proto`, else the
+/// issuer's.
+fn request_origin(settings: &Settings, req: &Request) -> Option<String> {
+    let host = req
+        .header("x-forwarded-host")
+        .or_else(|| req.header("host"))?
+        .split(',')
+        .next()?
+        .trim();
+    if host.is_empty() || host.contains(['/', '@', ' ']) {
+        return None;
+    }
+    let issuer_scheme = if settings.issuer.starts_with("https:") {
+        "https"
+    } else {
+        "http"
+    };
+    let scheme = match req.header("x-forwarded-proto").map(str::trim) {
+        Some("https") => "https",
+        Some("http") => "http",
+        _ => issuer_scheme,
+    };
+    Some(format!("{scheme}://{host}"))
+}
+
+fn document(doc: &Value) -> Response {
+    Response::json(200, doc).with_header("cache-control", MAX_AGE)
+}
+
+/// Discovery documents answer GET and HEAD only.
+fn only_get(req: &Request) -> Option<Response> {
+    match req.method {
+        Method::Get | Method::Head => None,
+        _ => Some(
+            OAuthError::new(ErrorCode::MethodNotAllowed, "use GET")
+                .with_header("allow", "GET, HEAD")
+                .into_response(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Harness, MapConfig};
+    use crate::Endpoint;
+
+    fn get(h: &Harness, path: &str) -> Response {
+        h.call(Request::new(Method::Get, path).with_header("host", "127.0.0.1:3000"))
+    }
+
+    #[test]
+    fn rfc8414_document_has_what_mcp_clients_need() {
+        let h = Harness::new();
+        let res = get(&h, "/.well-known/oauth-authorization-server");
+        assert_eq!(res.status, 200);
+        let doc = res.json_body().unwrap();
+        assert_eq!(doc["issuer"], "http://127.0.0.1:3000");
+        assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(doc["client_id_metadata_document_supported"], true);
+        assert_eq!(doc["token_endpoint"], "http://127.0.0.1:3000/token");
+        assert_eq!(
+            doc["registration_endpoint"],
+            "http://127.0.0.1:3000/register"
+        );
+        assert_eq!(
+            doc["device_authorization_endpoint"],
+            "http://127.0.0.1:3000/device/code"
+        );
+        assert_eq!(
+            doc["grant_types_supported"],
+            json!(GRANT_TYPES),
+            "every grant the token endpoint serves"
+        );
+        assert_eq!(res.header("access-control-allow-origin"), Some("*"));
+    }
+
+    #[test]
+    fn issuer_is_echoed_byte_for_byte() {
+        let h = Harness::with_config(MapConfig::from([(
+            "mcp_auth_server_url",
+            "https://auth.example.com/",
+        )]));
+        let doc = get(&h, "/.well-known/oauth-authorization-server")
+            .json_body()
+            .unwrap();
+        assert_eq!(doc["issuer"], "https://auth.example.com/");
+        assert_eq!(
+            doc["authorization_endpoint"],
+            "https://auth.example.com/authorize"
+        );
+    }
+
+    #[test]
+    fn issuer_with_a_path_is_found_at_every_probed_location() {
+        let h = Harness::with_config(MapConfig::from([(
+            "mcp_auth_server_url",
+            "https://example.com/tenant1",
+        )]));
+        for path in [
+            "/.well-known/oauth-authorization-server/tenant1",
+            "/.well-known/openid-configuration/tenant1",
+            "/tenant1/.well-known/openid-configuration",
+        ] {
+            let res = get(&h, path);
+            assert_eq!(res.status, 200, "{path}");
+            let doc = res.json_body().unwrap();
+            assert_eq!(doc["issuer"], "https://example.com/tenant1");
+            assert_eq!(doc["token_endpoint"], "https://example.com/tenant1/token");
+        }
+    }
+
+    #[test]
+    fn openid_configuration_adds_the_oidc_fields() {
+        let h = Harness::new();
+        let doc = get(&h, "/.well-known/openid-configuration")
+            .json_body()
+            .unwrap();
+        assert_eq!(doc["subject_types_supported"], json!(["public"]));
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            json!(["ES256"])
+        );
+        assert_eq!(doc["issuer"], "http://127.0.0.1:3000");
+    }
+
+    #[test]
+    fn registration_endpoint_is_absent_when_registration_is_off() {
+        let h = Harness::with_config(MapConfig::from([("registration_enabled", "false")]));
+        let doc = get(&h, "/.well-known/oauth-authorization-server")
+            .json_body()
+            .unwrap();
+        assert!(doc.get("registration_endpoint").is_none());
+    }
+
+    #[test]
+    fn protected_resource_metadata_for_configured_resources() {
+        let h = Harness::with_config(MapConfig::from([
+            ("mcp_auth_server_url", "https://auth.example.com"),
+            ("mcp_server", "https://mcp.example.com/mcp"),
+        ]));
+        let req = Request::new(Method::Get, "/.well-known/oauth-protected-resource/mcp")
+            .with_header("x-forwarded-host", "MCP.example.com")
+            .with_header("x-forwarded-proto", "https");
+        let res = h.call(req);
+        assert_eq!(res.status, 200);
+        let doc = res.json_body().unwrap();
+        assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
+        assert_eq!(
+            doc["authorization_servers"],
+            json!(["https://auth.example.com"])
+        );
+
+        let req = Request::new(Method::Get, "/.well-known/oauth-protected-resource/other")
+            .with_header("host", "mcp.example.com");
+        assert_eq!(h.call(req).status, 404);
+    }
+
+    #[test]
+    fn documents_refuse_other_methods() {
+        let h = Harness::new();
+        let res = h.call(Request::new(
+            Method::Post,
+            "/.well-known/oauth-authorization-server",
+        ));
+        assert_eq!(res.status, 405);
+        assert_eq!(res.header("allow"), Some("GET, HEAD"));
+    }
+
+    #[test]
+    fn cors_preflight_is_answered() {
+        let h = Harness::new();
+        let res = crate::handle(
+            &h.env(),
+            &Request::new(Method::Options, "/.well-known/oauth-authorization-server"),
+            Endpoint::DISCOVERY,
+        );
+        assert_eq!(res.status, 204);
+        assert_eq!(res.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(
+            res.header("access-control-expose-headers"),
+            Some("WWW-Authenticate")
+        );
+    }
+
+    #[test]
+    fn health_reports_ok() {
+        let h = Harness::new();
+        let res = get(&h, "/health");
+        assert_eq!(res.status, 200);
+        assert_eq!(res.json_body().unwrap()["status"], "ok");
+    }
 }

@@ -144,7 +144,7 @@ fn index_for_sweep(env: &Env, key: &str, expires_at: u64) -> Result<(), StoreErr
 /// Help sweep expired records, now and then. Errors are ignored: sweeping is best effort
 /// and must never fail the request that happened to do it.
 pub fn maybe_sweep(env: &Env) {
-    if env.random_bytes::<1>()[0] % SWEEP_ONE_IN == 0 {
+    if env.random_bytes::<1>()[0].is_multiple_of(SWEEP_ONE_IN) {
         let _ = sweep_some(env);
     }
 }

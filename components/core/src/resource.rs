@@ -44,7 +44,7 @@ pub fn allowed(settings: &Settings, requested: &str) -> Result<String, OAuthErro
             .and_then(|u| u.host_str().map(is_loopback_host))
             .unwrap_or(false)
     } else {
-        settings.resources.iter().any(|r| *r == normal)
+        settings.resources.contains(&normal)
     };
     if ok {
         Ok(normal)
