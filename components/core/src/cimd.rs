@@ -294,12 +294,10 @@ fn cache_lifetime(cache_control: Option<&str>) -> Option<u64> {
 }
 
 fn refuse(client_id: &str, why: &str) -> OAuthError {
-    let shown: String = client_id
-        .chars()
-        .take(200)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect();
-    OAuthError::invalid_client(format!("client metadata document `{shown}` {why}"))
+    OAuthError::invalid_client(format!(
+        "client metadata document `{}` {why}",
+        registration::printable(client_id)
+    ))
 }
 
 #[cfg(test)]

@@ -544,7 +544,7 @@ fn invalid_metadata(description: impl Into<String>) -> OAuthError {
 }
 
 /// A value quoted in an error description: shortened, control characters replaced.
-fn printable(value: &str) -> String {
+pub(crate) fn printable(value: &str) -> String {
     value
         .chars()
         .take(100)

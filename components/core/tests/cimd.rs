@@ -252,49 +252,31 @@ fn second_resolve_is_served_from_the_cache() {
     assert!(h.store.keys().contains(&cimd::cache_key(URL)));
 }
 
-#[test]
-fn cache_expires_after_the_default_hour() {
+/// Serve the document with `cache_control`, and check that it is fetched once, served from
+/// the cache until `lifetime` seconds have passed, and fetched again then.
+fn assert_cached_for(cache_control: Option<&'static str>, lifetime: u64) {
     let h = Harness::new();
-    serve(&h, document(), None);
+    serve(&h, document(), cache_control);
     cimd::resolve(&h.env(), URL).unwrap();
-    h.clock.advance(cimd::DEFAULT_CACHE - 1);
+    h.clock.advance(lifetime - 1);
     cimd::resolve(&h.env(), URL).unwrap();
-    assert_eq!(sent(&h), 1);
+    assert_eq!(sent(&h), 1, "{cache_control:?}");
     h.clock.advance(1);
     cimd::resolve(&h.env(), URL).unwrap();
-    assert_eq!(sent(&h), 2);
+    assert_eq!(sent(&h), 2, "{cache_control:?}");
+}
+
+#[test]
+fn cache_expires_after_the_default_hour() {
+    assert_cached_for(None, cimd::DEFAULT_CACHE);
+    assert_cached_for(Some("public"), cimd::DEFAULT_CACHE);
 }
 
 #[test]
 fn max_age_is_honoured_and_clamped() {
-    let h = Harness::new();
-    serve(&h, document(), Some("public, max-age=300"));
-    cimd::resolve(&h.env(), URL).unwrap();
-    h.clock.advance(299);
-    cimd::resolve(&h.env(), URL).unwrap();
-    assert_eq!(sent(&h), 1);
-    h.clock.advance(1);
-    cimd::resolve(&h.env(), URL).unwrap();
-    assert_eq!(sent(&h), 2);
-
-    // max-age below the floor is raised to 60 s.
-    let h = Harness::new();
-    serve(&h, document(), Some("max-age=1"));
-    cimd::resolve(&h.env(), URL).unwrap();
-    h.clock.advance(59);
-    cimd::resolve(&h.env(), URL).unwrap();
-    assert_eq!(sent(&h), 1);
-    h.clock.advance(1);
-    cimd::resolve(&h.env(), URL).unwrap();
-    assert_eq!(sent(&h), 2);
-
-    // ...and above the ceiling lowered to a day.
-    let h = Harness::new();
-    serve(&h, document(), Some("max-age=31536000"));
-    cimd::resolve(&h.env(), URL).unwrap();
-    h.clock.advance(cimd::MAX_CACHE);
-    cimd::resolve(&h.env(), URL).unwrap();
-    assert_eq!(sent(&h), 2);
+    assert_cached_for(Some("public, max-age=300"), 300);
+    assert_cached_for(Some("max-age=1"), cimd::MIN_CACHE);
+    assert_cached_for(Some("max-age=31536000"), cimd::MAX_CACHE);
 }
 
 #[test]
