@@ -113,10 +113,11 @@ pub fn key(client_id: &str) -> String {
     format!("client/{client_id}")
 }
 
-/// Is this `client_id` a Client ID Metadata Document URL?
+/// Is this `client_id` a Client ID Metadata Document URL? Registered client_ids are never
+/// URLs, so any `http(s)://` client_id goes to [`crate::cimd`], which refuses the URLs it
+/// will not fetch (plain `http` only on loopback when `cimd_allow_private` is set).
 pub fn is_metadata_document_url(client_id: &str) -> bool {
-    client_id.starts_with("https://")
-        || (client_id.starts_with("http://") && crate::cimd::allows_http(client_id))
+    client_id.starts_with("https://") || client_id.starts_with("http://")
 }
 
 /// The client named `client_id`: a registered one, or a metadata document fetched (or taken
@@ -172,7 +173,14 @@ pub fn authenticate(env: &Env, req: &Request, params: &Params) -> Result<Client,
             OAuthError::invalid_client(why)
         }
     };
-    let client = find(env, &client_id)?.ok_or_else(|| fail("unknown client"))?;
+    // A metadata-document client is public: taken from the cache or built minimal, never
+    // fetched here (the token side has no outbound HTTP; see `cimd::without_fetch`).
+    let client = if is_metadata_document_url(&client_id) {
+        crate::cimd::without_fetch(env, &client_id)?
+    } else {
+        find(env, &client_id)?
+    };
+    let client = client.ok_or_else(|| fail("unknown client"))?;
     match (&client.client_secret_hash, secret) {
         (None, None) => Ok(client),
         (None, Some(_)) => Err(fail("this client is public and has no secret")),
