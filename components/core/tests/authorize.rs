@@ -28,7 +28,7 @@ fn assert_error_redirect(res: &Response, error: &str) {
 }
 
 /// A 400 page, not a redirect, and nothing stored.
-fn assert_page_and_nothing_stored(h: &Harness, changes: &[(&str, Option<&str>)]) {
+fn assert_page_and_nothing_stored(h: &Harness, changes: &Changes) {
     let before = h.store.snapshot();
     let res = authorize(h, changes);
     assert_eq!(res.status, 400, "{}", body(&res));
@@ -139,7 +139,7 @@ fn redirect_uri_is_optional_only_with_a_single_registration() {
 #[test]
 fn request_errors_go_back_to_the_client_with_state_and_iss() {
     let h = harness(&[]);
-    let cases: &[(&[(&str, Option<&str>)], &str)] = &[
+    let cases: &[(&Changes, &str)] = &[
         (
             &[("response_type", Some("token"))],
             "unsupported_response_type",

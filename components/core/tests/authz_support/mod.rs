@@ -50,8 +50,11 @@ pub fn register(h: &Harness, id: &str, name: &str, redirect_uris: &[&str]) {
     records::put(&h.env(), &client::key(id), &client, None).unwrap();
 }
 
-/// The query of a valid authorization request, with `changes` applied (`None` removes).
-pub fn authorize_query(changes: &[(&str, Option<&str>)]) -> String {
+/// Changes to a valid authorization request: a parameter's new value, `None` removes it.
+pub type Changes<'a> = [(&'a str, Option<&'a str>)];
+
+/// The query of a valid authorization request, with `changes` applied.
+pub fn authorize_query(changes: &Changes) -> String {
     let mut params: Vec<(String, String)> = [
         ("response_type", "code"),
         ("client_id", CLIENT),
@@ -78,7 +81,7 @@ pub fn get(h: &Harness, path_and_query: &str) -> Response {
     h.call(Request::new(Method::Get, path_and_query))
 }
 
-pub fn authorize(h: &Harness, changes: &[(&str, Option<&str>)]) -> Response {
+pub fn authorize(h: &Harness, changes: &Changes) -> Response {
     get(h, &format!("/authorize?{}", authorize_query(changes)))
 }
 
