@@ -10,7 +10,7 @@ use mcp_auth_core::grants::{self, DeviceGrant, DeviceStatus};
 use mcp_auth_core::records;
 use mcp_auth_core::testing::Harness;
 use mcp_auth_core::upstream::local::MAX_ATTEMPTS;
-use mcp_auth_core::{handle, Endpoint, Method, Request, Response};
+use mcp_auth_core::{Method, Request, Response};
 
 /// A redirect to the client carrying `error`, the client's `state` and our `iss`.
 fn assert_error_redirect(res: &Response, error: &str) {
@@ -472,7 +472,6 @@ fn allow_list_refuses_other_users_and_audits() {
     let res = authorize(&h, &[]);
     let path = location(&res).strip_prefix(ISSUER).unwrap().to_string();
     let page = get(&h, &path);
-    let env = h.env();
     let req = Request::form(
         "/login",
         &[
@@ -483,10 +482,9 @@ fn allow_list_refuses_other_users_and_audits() {
         ],
     )
     .with_header("cookie", &csrf_cookie(&page));
-    let refused = handle(&env, &req, Endpoint::ALL);
+    let (refused, audit) = call_audited(&h, req);
     assert_eq!(refused.status, 403);
     assert!(refused.header("location").is_none());
-    let audit = env.take_audit();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].event, AuditKind::SignInRefused);
     assert_eq!(audit[0].sub.as_deref(), Some("demo"));
@@ -538,7 +536,6 @@ fn device_consent_page(h: &Harness) -> Response {
 }
 
 fn decide_device(h: &Harness, page: &Response, decision: &str) -> (Response, Vec<AuditKind>) {
-    let env = h.env();
     let req = Request::form(
         "/consent",
         &[
@@ -548,8 +545,8 @@ fn decide_device(h: &Harness, page: &Response, decision: &str) -> (Response, Vec
         ],
     )
     .with_header("cookie", &csrf_cookie(page));
-    let res = handle(&env, &req, Endpoint::ALL);
-    (res, env.take_audit().into_iter().map(|e| e.event).collect())
+    let (res, audit) = call_audited(h, req);
+    (res, audit.into_iter().map(|e| e.event).collect())
 }
 
 #[test]

@@ -6,11 +6,11 @@ mod authz_support;
 use authz_support::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use mcp_auth_core::audit::AuditKind;
+use mcp_auth_core::audit::{AuditEvent, AuditKind};
 use mcp_auth_core::http::{Method, OutgoingRequest};
 use mcp_auth_core::pkce;
 use mcp_auth_core::testing::{FakeUpstream, Harness};
-use mcp_auth_core::{handle, Clock, Endpoint, Request, Response, UpstreamError, UpstreamResponse};
+use mcp_auth_core::{Clock, Request, Response, UpstreamError, UpstreamResponse};
 use serde_json::json;
 
 const TM: &str = "http://tm.example:8000";
@@ -212,19 +212,19 @@ fn unknown_or_expired_state_is_a_page() {
     assert!(sent(&h).is_empty());
 }
 
+/// The provider's return with a good code for sign-in `state`, and its audit events.
+fn signed_in_upstream(h: &Harness, state: &str) -> (Response, Vec<AuditEvent>) {
+    let path = format!("/oauth/callback?code=c&state={state}");
+    call_audited(h, Request::new(Method::Get, &path))
+}
+
 #[test]
 fn allow_list_refusal_after_upstream_sign_in() {
     let h = taskmanager(&[("allowed_users", "7")]);
     let q = start(&h);
     answer_taskmanager(&h);
-    let env = h.env();
-    let req = Request::new(
-        Method::Get,
-        &format!("/oauth/callback?code=c&state={}", q["state"]),
-    );
-    let res = handle(&env, &req, Endpoint::ALL);
+    let (res, audit) = signed_in_upstream(&h, &q["state"]);
     assert_eq!(res.status, 403);
-    let audit = env.take_audit();
     assert_eq!(audit.len(), 1);
     assert_eq!(
         (audit[0].event, audit[0].sub.as_deref()),
@@ -238,14 +238,9 @@ fn upstream_sign_in_with_consent_then_approve() {
     let h = taskmanager(&[("consent", "true")]);
     let q = start(&h);
     answer_taskmanager(&h);
-    let env = h.env();
-    let req = Request::new(
-        Method::Get,
-        &format!("/oauth/callback?code=c&state={}", q["state"]),
-    );
-    let page = handle(&env, &req, Endpoint::ALL);
+    let (page, audit) = signed_in_upstream(&h, &q["state"]);
     assert_eq!(page.status, 200, "{}", body(&page));
-    assert_eq!(env.take_audit()[0].event, AuditKind::SignIn);
+    assert_eq!(audit[0].event, AuditKind::SignIn);
     let done = post_form(&h, "/consent", &page, &[("decision", "approve")]);
     assert_eq!(code_record(&h, location(&done)).sub, "42");
 }

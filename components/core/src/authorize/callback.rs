@@ -58,6 +58,8 @@ fn complete(env: &Env, req: &Request) -> Result<Response, Response> {
 /// The provider said no (the user cancelled, or it refused us): the client learns
 /// `access_denied`; a device sign-in ends on a page.
 fn refused_upstream(env: &Env, pending: &Pending, error: &str) -> Response {
+    // The provider's code, cut short: it is echoed into the client's redirect.
+    let error: String = error.chars().take(64).collect();
     let description = format!("sign-in at the identity provider failed ({error})");
     match &pending.record.flow {
         Flow::Code(request) => redirect::error_to_client(

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use mcp_auth_core::audit::AuditEvent;
 use mcp_auth_core::client::{self, AuthMethod, Client, ClientMetadata, ClientSource};
 use mcp_auth_core::grants::{self, AuthorizationCode};
 use mcp_auth_core::records;
 use mcp_auth_core::testing::{Harness, MapConfig};
-use mcp_auth_core::{Method, Request, Response};
+use mcp_auth_core::{handle, Endpoint, Method, Request, Response};
 
 pub const CLIENT: &str = "client-1";
 pub const REDIRECT: &str = "https://app.example/cb";
@@ -79,6 +80,13 @@ pub fn authorize_query(changes: &Changes) -> String {
 
 pub fn get(h: &Harness, path_and_query: &str) -> Response {
     h.call(Request::new(Method::Get, path_and_query))
+}
+
+/// Serve `req` like [`Harness::call`], and also return the audit events it recorded.
+pub fn call_audited(h: &Harness, req: Request) -> (Response, Vec<AuditEvent>) {
+    let env = h.env();
+    let res = handle(&env, &req, Endpoint::ALL);
+    (res, env.take_audit())
 }
 
 pub fn authorize(h: &Harness, changes: &Changes) -> Response {
