@@ -197,6 +197,14 @@ impl Params {
     }
 }
 
+/// `url` with `pairs` appended to its query (which it may already have), form-encoded;
+/// `None` when `url` is not an absolute URL.
+pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> Option<String> {
+    let mut url = url::Url::parse(url).ok()?;
+    url.query_pairs_mut().extend_pairs(pairs);
+    Some(url.into())
+}
+
 /// A response the caller sends back as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -373,6 +381,19 @@ mod tests {
             )
             .with_body("a=1");
         assert_eq!(req.form_params().unwrap().get("a"), Some("1"));
+    }
+
+    #[test]
+    fn query_is_appended_to_an_existing_one() {
+        assert_eq!(
+            with_query(
+                "https://a.example/cb?x=1",
+                &[("code", "a b"), ("state", "&")]
+            )
+            .unwrap(),
+            "https://a.example/cb?x=1&code=a+b&state=%26"
+        );
+        assert_eq!(with_query("not a url", &[("a", "b")]), None);
     }
 
     #[test]

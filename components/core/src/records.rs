@@ -100,17 +100,20 @@ pub fn delete(env: &Env, key: &str) -> Result<(), StoreError> {
 pub enum Claim {
     /// Redeeming a code, a refresh token, a device grant, a pending authorization.
     Redeem,
-    /// Deciding (approve/deny) a device grant.
+    /// Deciding (approve/deny) a device grant or a consent.
     Decide,
+    /// Counting attempts (a login form's password tries); see [`count`].
+    Attempt,
 }
 
 impl Claim {
-    const ALL: [Claim; 2] = [Claim::Redeem, Claim::Decide];
+    const ALL: [Claim; 3] = [Claim::Redeem, Claim::Decide, Claim::Attempt];
 
     fn counter_key(self, key: &str) -> String {
         match self {
             Claim::Redeem => format!("{key}#claim"),
             Claim::Decide => format!("{key}#decide"),
+            Claim::Attempt => format!("{key}#attempts"),
         }
     }
 }
@@ -119,7 +122,13 @@ impl Claim {
 /// every later one, across hosts. Built on `increment` of a dedicated counter (never
 /// compare-and-swap, which Spin's backends do not implement usably).
 pub fn claim(env: &Env, key: &str, purpose: Claim) -> Result<bool, StoreError> {
-    Ok(env.store.increment(&purpose.counter_key(key), 1)? == 1)
+    Ok(count(env, key, purpose)? == 1)
+}
+
+/// Count one more use of `key` for `purpose` and return the total so far (1 for the first),
+/// atomically across hosts.
+pub fn count(env: &Env, key: &str, purpose: Claim) -> Result<i64, StoreError> {
+    env.store.increment(&purpose.counter_key(key), 1)
 }
 
 /// How many times `key` has been claimed for `purpose` (0 = never), without claiming it.

@@ -238,7 +238,7 @@ impl Settings {
             device_poll_interval: seconds("device_poll_interval", 5)?,
             provider,
             allowed_users,
-            local_users: pairs(&text("local_users", ""), "local_users")?,
+            local_users: local_users(&text("local_users", ""))?,
             consent: flag("consent", true)?,
             signing_algorithm,
             signing_keys: list(&text("signing_keys", "")),
@@ -314,9 +314,33 @@ pub fn list(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// `local_users`: `name:PHC` entries separated by commas. PHC strings hold commas too
+/// (`$argon2id$v=19$m=19456,t=2,p=1$…`) but never a `:`, so a piece without a `:` continues
+/// the previous entry's hash.
+fn local_users(s: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut entries: Vec<String> = Vec::new();
+    for piece in s.split(',') {
+        match entries.last_mut() {
+            Some(last) if !piece.contains(':') && !piece.trim().is_empty() => {
+                last.push(',');
+                last.push_str(piece.trim());
+            }
+            _ => entries.push(piece.to_string()),
+        }
+    }
+    parse_pairs(entries.iter().map(String::as_str), "local_users")
+}
+
 /// `a:b,c:d` pairs; the value may itself hold colons (PHC hashes do not, but be liberal).
 fn pairs(s: &str, variable: &'static str) -> Result<Vec<(String, String)>, ConfigError> {
-    s.split(',')
+    parse_pairs(s.split(','), variable)
+}
+
+fn parse_pairs<'a>(
+    entries: impl Iterator<Item = &'a str>,
+    variable: &'static str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    entries
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(|pair| {
@@ -387,6 +411,28 @@ mod tests {
         assert_eq!(
             Settings::from_config(&c).unwrap().allowed_users,
             Some(vec!["alice".to_string(), "bob".to_string()])
+        );
+    }
+
+    #[test]
+    fn local_users_keep_the_commas_of_their_phc_hashes() {
+        let c = MapConfig::from([(
+            "local_users",
+            "alice:$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA, bob:$argon2id$v=19$m=16,t=2,p=1$eA$eQ",
+        )]);
+        let users = Settings::from_config(&c).unwrap().local_users;
+        assert_eq!(
+            users,
+            [
+                (
+                    "alice".to_string(),
+                    "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".to_string()
+                ),
+                (
+                    "bob".to_string(),
+                    "$argon2id$v=19$m=16,t=2,p=1$eA$eQ".to_string()
+                ),
+            ]
         );
     }
 }

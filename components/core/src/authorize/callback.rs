@@ -1,0 +1,77 @@
+//! `GET /oauth/callback`: the upstream provider sends the user back with `code` and our
+//! `state` (RFC 6749 §4.1.2), or with an `error` (§4.1.2.1).
+
+use super::consent::signed_in;
+use super::pending::{Flow, Pending, Stage};
+use super::{bad_request, either, method_not_allowed, redirect, unavailable};
+use crate::env::Env;
+use crate::error::{ErrorCode, OAuthError};
+use crate::http::{Method, Request, Response};
+use crate::pages;
+use crate::settings::Provider;
+use crate::upstream;
+
+pub fn callback(env: &Env, req: &Request) -> Response {
+    if req.method != Method::Get {
+        return method_not_allowed("GET");
+    }
+    if env.settings.provider == Provider::Local {
+        return pages::error_page(404, "Not found", "No upstream provider is configured.");
+    }
+    either(complete(env, req))
+}
+
+fn complete(env: &Env, req: &Request) -> Result<Response, Response> {
+    let params = req
+        .query_params()
+        .map_err(|err| bad_request(&err.description))?;
+    let pending = Pending::find(env, params.get("state"))?;
+    // Single use: a replayed or concurrent callback finds the sign-in taken.
+    if pending.record.stage != Stage::SigningIn
+        || !pending.claim_sign_in(env).map_err(unavailable)?
+    {
+        return Err(bad_request("This sign-in has already been completed."));
+    }
+    if let Some(error) = params.get("error") {
+        pending.discard(env);
+        return Err(refused_upstream(env, &pending, error));
+    }
+    let Some(code) = params.get("code") else {
+        pending.discard(env);
+        return Err(bad_request("The identity provider sent no code."));
+    };
+    let record = &pending.record;
+    match upstream::identify(
+        env,
+        code,
+        &record.upstream_verifier,
+        record.nonce.as_deref(),
+    ) {
+        Ok(sub) => Ok(signed_in(env, pending, sub)),
+        Err(failure) => {
+            pending.discard(env);
+            Err(failure.page())
+        }
+    }
+}
+
+/// The provider said no (the user cancelled, or it refused us): the client learns
+/// `access_denied`; a device sign-in ends on a page.
+fn refused_upstream(env: &Env, pending: &Pending, error: &str) -> Response {
+    // The provider's code, cut short: it is echoed into the client's redirect.
+    let error: String = error.chars().take(64).collect();
+    let description = format!("sign-in at the identity provider failed ({error})");
+    match &pending.record.flow {
+        Flow::Code(request) => redirect::error_to_client(
+            env,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &OAuthError::new(ErrorCode::AccessDenied, description),
+        ),
+        Flow::Device { .. } => pages::error_page(
+            403,
+            "Sign-in cancelled",
+            "Signing in at the identity provider did not succeed, so the device was not approved.",
+        ),
+    }
+}

@@ -1,0 +1,254 @@
+//! After sign-in: the allow-list, consent, and the outcome — a code sent to the client
+//! (RFC 6749 §4.1.2) or a device grant decided (RFC 8628 §3.3).
+
+use super::pending::{Flow, Pending, Stage};
+use super::{bad_request, csrf, either, method_not_allowed, redirect, unavailable};
+use crate::audit::{AuditEvent, AuditKind};
+use crate::client;
+use crate::env::Env;
+use crate::error::{ErrorCode, OAuthError};
+use crate::grants::{self, AuthorizationCode, DeviceGrant, DeviceStatus};
+use crate::http::{Method, Request, Response};
+use crate::pages::{self, escape};
+use crate::records;
+use crate::upstream;
+
+/// Continue a sign-in now that the user is known as `sub` (after the upstream callback or
+/// the local login, which have claimed the sign-in): refuse users not on the allow-list,
+/// then ask for consent (always for a device, RFC 8628 §5.4) or issue the code.
+pub fn signed_in(env: &Env, mut pending: Pending, sub: String) -> Response {
+    let client_id = pending.record.flow.client_id().to_string();
+    let event = |kind| {
+        AuditEvent::new(kind, env.now())
+            .client(&client_id)
+            .sub(&sub)
+    };
+    if let Some(allowed) = &env.settings.allowed_users {
+        if !allowed
+            .iter()
+            .any(|user| upstream::same_user(&env.settings.provider, user, &sub))
+        {
+            pending.discard(env);
+            env.audit(event(AuditKind::SignInRefused).reason("not in allowed_users"));
+            return pages::error_page(
+                403,
+                "Access refused",
+                &format!("The account `{sub}` may not use this server."),
+            );
+        }
+    }
+    env.audit(event(AuditKind::SignIn));
+    let auth_time = env.now();
+    if !env.settings.consent && matches!(pending.record.flow, Flow::Code(_)) {
+        return finish(env, &pending, &sub, auth_time, Decision::Approve);
+    }
+    if let Err(err) = pending.advance(env, Stage::AwaitingConsent { sub, auth_time }) {
+        return unavailable(err);
+    }
+    either(consent_page(env, &pending))
+}
+
+/// `POST /consent`: the user's decision, once.
+pub fn consent(env: &Env, req: &Request) -> Response {
+    if req.method != Method::Post {
+        return method_not_allowed("POST");
+    }
+    either(decide(env, req))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Approve,
+    Deny,
+}
+
+fn decide(env: &Env, req: &Request) -> Result<Response, Response> {
+    let params = req
+        .form_params()
+        .map_err(|err| bad_request(&err.description))?;
+    let pending = Pending::find(env, params.get("session"))?;
+    let Stage::AwaitingConsent { sub, auth_time } = &pending.record.stage else {
+        return Err(bad_request(
+            "There is nothing to decide yet: please sign in first.",
+        ));
+    };
+    if !csrf::verify(req, &params, Some(&pending.record.csrf)) {
+        return Err(csrf::refused());
+    }
+    let decision = match params.get("decision") {
+        Some("approve") => Decision::Approve,
+        Some("deny") => Decision::Deny,
+        _ => return Err(bad_request("Please choose Approve or Deny.")),
+    };
+    if !pending.claim_decision(env).map_err(unavailable)? {
+        return Err(bad_request("This request has already been decided."));
+    }
+    Ok(finish(env, &pending, sub, *auth_time, decision))
+}
+
+/// Carry out the decision and forget the pending authorization.
+fn finish(env: &Env, pending: &Pending, sub: &str, auth_time: u64, decision: Decision) -> Response {
+    let response = match &pending.record.flow {
+        Flow::Code(request) => {
+            let state = request.state.as_deref();
+            if decision == Decision::Deny {
+                let err = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+                redirect::error_to_client(env, &request.redirect_uri, state, &err)
+            } else {
+                let grant = AuthorizationCode {
+                    client_id: request.client_id.clone(),
+                    // As sent: empty when the request relied on the only registered URI.
+                    redirect_uri: if request.redirect_uri_sent {
+                        request.redirect_uri.clone()
+                    } else {
+                        String::new()
+                    },
+                    code_challenge: request.code_challenge.clone(),
+                    resource: request.resource.clone(),
+                    scope: request.scope.clone(),
+                    sub: sub.to_string(),
+                    auth_time,
+                };
+                match grants::issue_code(env, &grant) {
+                    Ok(code) => redirect::to_client(
+                        env,
+                        &request.redirect_uri,
+                        state,
+                        &[("code", code.expose())],
+                    ),
+                    Err(err) => unavailable(err),
+                }
+            }
+        }
+        Flow::Device {
+            device_key,
+            client_id,
+        } => decide_device(env, device_key, client_id, sub, auth_time, decision),
+    };
+    pending.discard(env);
+    response
+}
+
+/// RFC 8628 §3.3: record the decision on the device grant; the device learns it by polling.
+fn decide_device(
+    env: &Env,
+    device_key: &str,
+    client_id: &str,
+    sub: &str,
+    auth_time: u64,
+    decision: Decision,
+) -> Response {
+    let (status, kind) = match decision {
+        Decision::Approve => (
+            DeviceStatus::Approved {
+                sub: sub.to_string(),
+                auth_time,
+            },
+            AuditKind::DeviceApproved,
+        ),
+        Decision::Deny => (DeviceStatus::Denied, AuditKind::DeviceDenied),
+    };
+    match grants::decide(env, device_key, status) {
+        Ok(true) => {}
+        Ok(false) => {
+            return bad_request("This code has expired or has already been used.");
+        }
+        Err(err) => return unavailable(err),
+    }
+    env.audit(AuditEvent::new(kind, env.now()).client(client_id).sub(sub));
+    match decision {
+        Decision::Approve => pages::page(
+            200,
+            "Device approved",
+            "<p>You may return to your device.</p>",
+        ),
+        Decision::Deny => pages::page(
+            200,
+            "Denied",
+            "<p>The device was not given access. You may close this window.</p>",
+        ),
+    }
+}
+
+/// The consent page: who asks (the client's name), where the user will be sent (the
+/// redirect URI's host, shown prominently: a client may pick a misleading name), what for.
+fn consent_page(env: &Env, pending: &Pending) -> Result<Response, Response> {
+    let display_name = |client_id: &str| -> Result<String, Response> {
+        match client::find(env, client_id) {
+            Ok(Some(client)) => Ok(client.display_name().to_string()),
+            Ok(None) => Err(bad_request("The client is no longer registered.")),
+            Err(err) => Err(pages::error_page(
+                err.status,
+                "Invalid request",
+                &err.description,
+            )),
+        }
+    };
+    let (name, scope, resource, detail) = match &pending.record.flow {
+        Flow::Code(request) => {
+            let host = url::Url::parse(&request.redirect_uri)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| request.redirect_uri.clone());
+            let detail = format!(
+                r#"<p>After you decide you will be sent to <span class="host">{}</span>.</p>"#,
+                escape(&host)
+            );
+            let name = display_name(&request.client_id)?;
+            (
+                name,
+                request.scope.clone(),
+                request.resource.clone(),
+                detail,
+            )
+        }
+        Flow::Device { device_key, .. } => {
+            let grant = records::get::<DeviceGrant>(env, device_key)
+                .map_err(unavailable)?
+                .filter(|g| g.status == DeviceStatus::Pending)
+                .ok_or_else(|| bad_request("This code has expired or has already been used."))?;
+            let detail = format!(
+                r#"<p>Check that your device shows the code <span class="host">{}</span>.</p>"#,
+                escape(&display_user_code(&grant.user_code))
+            );
+            let name = display_name(&grant.client_id)?;
+            (name, grant.scope, grant.resource, detail)
+        }
+    };
+    let scopes: String = scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("<li>{}</li>", escape(s)))
+        .collect();
+    let body = format!(
+        r#"<p><strong>{name}</strong> asks to access <span class="host">{resource}</span> on your behalf.</p>
+{detail}
+<p>It asks for:</p>
+<ul>{scopes}</ul>
+<form method="post" action="{action}">
+<input type="hidden" name="session" value="{session}">
+{csrf}
+<button type="submit" name="decision" value="approve">Approve</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form>"#,
+        name = escape(&name),
+        resource = escape(&resource),
+        action = escape(&env.settings.endpoint("/consent")),
+        session = escape(&pending.id),
+        csrf = csrf::field(&pending.record.csrf),
+    );
+    Ok(csrf::with_cookie(
+        pages::page(200, "Authorize access", &body),
+        &env.settings,
+        &pending.record.csrf,
+    ))
+}
+
+/// `ABCDEFGH` → `ABCD-EFGH`, as RFC 8628 §6.1 suggests showing it.
+fn display_user_code(code: &str) -> String {
+    if code.len() == 8 && code.is_ascii() {
+        format!("{}-{}", &code[..4], &code[4..])
+    } else {
+        code.to_string()
+    }
+}

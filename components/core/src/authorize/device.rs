@@ -1,0 +1,77 @@
+//! `GET|POST /device`: the verification page of the device flow (RFC 8628 §3.3). The user
+//! enters the code their device shows, signs in like any other sign-in, then approves or
+//! denies on the consent page.
+
+use super::pending::{self, Flow};
+use super::{bad_request, csrf, method_not_allowed, unavailable};
+use crate::env::Env;
+use crate::grants::{self, DeviceStatus};
+use crate::http::{Method, Request, Response};
+use crate::pages::{self, escape};
+use crate::secret::Secret;
+
+pub fn device_verification(env: &Env, req: &Request) -> Response {
+    match req.method {
+        // RFC 8628 §3.3.1: `verification_uri_complete` carries the code to prefill.
+        Method::Get => {
+            let params = req.query_params().unwrap_or_default();
+            form(env, 200, params.get("user_code"), None)
+        }
+        Method::Post => submit(env, req),
+        _ => method_not_allowed("GET, POST"),
+    }
+}
+
+fn submit(env: &Env, req: &Request) -> Response {
+    let params = match req.form_params() {
+        Ok(params) => params,
+        Err(err) => return bad_request(&err.description),
+    };
+    if !csrf::verify(req, &params, None) {
+        return csrf::refused();
+    }
+    let user_code = params.get("user_code").unwrap_or_default();
+    match grants::find_by_user_code(env, user_code) {
+        Ok(Some((device_key, grant))) if grant.status == DeviceStatus::Pending => {
+            let flow = Flow::Device {
+                device_key,
+                client_id: grant.client_id,
+            };
+            pending::begin(env, flow)
+        }
+        Ok(_) => form(
+            env,
+            400,
+            Some(user_code),
+            Some("That code is not valid or has expired. Check the code on your device."),
+        ),
+        Err(err) => unavailable(err),
+    }
+}
+
+/// The code entry form, with a fresh CSRF token (double-submit: there is no sign-in yet to
+/// store it with).
+fn form(env: &Env, status: u16, user_code: Option<&str>, error: Option<&str>) -> Response {
+    let token = Secret::generate(env);
+    let error = error
+        .map(|e| format!(r#"<p class="error">{}</p>"#, escape(e)))
+        .unwrap_or_default();
+    let body = format!(
+        r#"<p>Enter the code shown on your device.</p>
+{error}
+<form method="post" action="{action}">
+{csrf}
+<label for="user_code">Code</label>
+<input type="text" id="user_code" name="user_code" value="{code}" autocomplete="off" autocapitalize="characters" required autofocus>
+<button type="submit">Continue</button>
+</form>"#,
+        action = escape(&env.settings.endpoint("/device")),
+        csrf = csrf::field(token.expose()),
+        code = escape(user_code.unwrap_or_default()),
+    );
+    csrf::with_cookie(
+        pages::page(status, "Connect a device", &body),
+        &env.settings,
+        token.expose(),
+    )
+}

@@ -1,0 +1,339 @@
+//! Upstream identity providers: who is signing in, as the configured provider names them.
+//!
+//! Every provider speaks the same RFC 6749 §4.1 code flow with PKCE (RFC 7636), so the
+//! authorize URL and the token request are built here once; a provider module only says
+//! where its endpoints are and how it tells who the user is. Each step is "build the request
+//! (pure) → send it through [`Env::upstream`] → parse the answer (pure)". The local provider
+//! has no upstream: its login page is [`local`].
+
+pub mod github;
+pub mod local;
+pub mod oidc;
+pub mod taskmanager;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::env::Env;
+use crate::http::{with_query, OutgoingRequest, Response, UpstreamResponse};
+use crate::pages;
+use crate::settings::{Provider, Settings};
+
+/// Our side of one sign-in, sent in the authorization request to the provider.
+#[derive(Debug, Clone, Copy)]
+pub struct SignIn<'a> {
+    /// Our `state`: the id of the pending authorization.
+    pub state: &'a str,
+    /// Our own PKCE S256 challenge (RFC 7636 §4.2).
+    pub code_challenge: &'a str,
+    /// OpenID Connect Core §3.1.2.1 `nonce` (OIDC only).
+    pub nonce: Option<&'a str>,
+}
+
+/// Why signing in with the provider failed. Users see it as a 502 page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// No answer: refused, timed out, or not allowed by the host.
+    Unreachable(String),
+    /// The provider answered with an error; its message.
+    Rejected(String),
+    /// The answer made no sense.
+    Malformed(String),
+}
+
+impl UpstreamFailure {
+    pub fn message(&self) -> String {
+        match self {
+            UpstreamFailure::Unreachable(m) => {
+                format!("the identity provider is unreachable ({m})")
+            }
+            UpstreamFailure::Rejected(m) => format!("the identity provider refused: {m}"),
+            UpstreamFailure::Malformed(m) => {
+                format!("the identity provider gave an unusable answer ({m})")
+            }
+        }
+    }
+
+    /// The page shown instead of continuing: 502, the provider failed us.
+    pub fn page(&self) -> Response {
+        pages::error_page(502, "Sign-in failed", &self.message())
+    }
+}
+
+/// Does the provider take an OIDC `nonce`?
+pub fn uses_nonce(provider: &Provider) -> bool {
+    matches!(provider, Provider::Oidc { .. })
+}
+
+/// Where the provider sends the user back to us (the `redirect_uri` we registered there).
+pub fn callback_uri(settings: &Settings) -> String {
+    settings.endpoint("/oauth/callback")
+}
+
+/// Are `a` and `b` the same user of `provider`? GitHub logins ignore case; other providers'
+/// identifiers are compared exactly (OIDC Core §2: `sub` is case sensitive).
+pub fn same_user(provider: &Provider, a: &str, b: &str) -> bool {
+    match provider {
+        Provider::GitHub { .. } => a.eq_ignore_ascii_case(b),
+        _ => a == b,
+    }
+}
+
+/// Where to send the user to sign in: the provider's authorization endpoint (RFC 6749
+/// §4.1.1, with our PKCE) or, for the local provider, our login page.
+pub fn login_url(env: &Env, sign_in: &SignIn) -> Result<String, UpstreamFailure> {
+    let settings = &env.settings;
+    let (endpoint, client_id, scope) = match &settings.provider {
+        Provider::Local => return Ok(local::login_url(settings, sign_in.state)),
+        Provider::TaskManager {
+            base_url,
+            client_id,
+            scope,
+            ..
+        } => (
+            taskmanager::authorize_endpoint(base_url),
+            client_id,
+            scope.as_str(),
+        ),
+        Provider::GitHub {
+            web_url, client_id, ..
+        } => (
+            github::authorize_endpoint(web_url),
+            client_id,
+            github::SCOPE,
+        ),
+        Provider::Oidc {
+            client_id, scope, ..
+        } => (
+            oidc::discovery(env)?.authorization_endpoint,
+            client_id,
+            scope.as_str(),
+        ),
+    };
+    let callback = callback_uri(settings);
+    let mut pairs = vec![
+        ("response_type", "code"),
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", callback.as_str()),
+        ("scope", scope),
+        ("state", sign_in.state),
+        ("code_challenge", sign_in.code_challenge),
+        ("code_challenge_method", "S256"),
+    ];
+    pairs.extend(sign_in.nonce.map(|nonce| ("nonce", nonce)));
+    with_query(&endpoint, &pairs)
+        .ok_or_else(|| UpstreamFailure::Malformed(format!("`{endpoint}` is not a URL")))
+}
+
+/// Exchange the provider's `code` (with our PKCE `verifier`) and learn who signed in: the
+/// `sub` of the grants we issue.
+pub fn identify(
+    env: &Env,
+    code: &str,
+    verifier: &str,
+    nonce: Option<&str>,
+) -> Result<String, UpstreamFailure> {
+    let exchange = |endpoint: String, client_id: &str, client_secret: &str| {
+        // RFC 6749 §4.1.3, client_secret_post (§2.3.1): every provider accepts it.
+        let request = OutgoingRequest::post_form(
+            endpoint,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &callback_uri(&env.settings)),
+                ("code_verifier", verifier),
+                ("client_id", client_id),
+                ("client_secret", client_secret),
+            ],
+        );
+        parse_token(&send_json(env, &request)?)
+    };
+    let sub = match &env.settings.provider {
+        Provider::Local => Err(UpstreamFailure::Rejected(
+            "no upstream provider is configured".into(),
+        )),
+        Provider::TaskManager {
+            base_url,
+            client_id,
+            client_secret,
+            ..
+        } => {
+            let token = exchange(
+                taskmanager::token_endpoint(base_url),
+                client_id,
+                client_secret,
+            )?;
+            let request = taskmanager::identity_request(base_url, &token.access_token);
+            taskmanager::parse_identity(&send_json(env, &request)?)
+        }
+        Provider::GitHub {
+            web_url,
+            api_url,
+            client_id,
+            client_secret,
+        } => {
+            let token = exchange(github::token_endpoint(web_url), client_id, client_secret)?;
+            let request = github::identity_request(api_url, &token.access_token);
+            github::parse_identity(&send_json(env, &request)?)
+        }
+        Provider::Oidc {
+            client_id,
+            client_secret,
+            ..
+        } => {
+            let discovery = oidc::discovery(env)?;
+            let token = exchange(discovery.token_endpoint.clone(), client_id, client_secret)?;
+            oidc::identify(env, &discovery, client_id, &token, nonce)
+        }
+    }?;
+    subject(sub)
+}
+
+/// The part of an RFC 6749 §5.1 token response we use.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// OpenID Connect Core §3.1.3.3.
+    #[serde(default)]
+    pub id_token: Option<String>,
+}
+
+/// Parse a successful token response.
+pub fn parse_token(body: &Value) -> Result<TokenResponse, UpstreamFailure> {
+    serde_json::from_value::<TokenResponse>(body.clone())
+        .ok()
+        .filter(|t| !t.access_token.is_empty())
+        .ok_or_else(|| UpstreamFailure::Malformed("the token response has no access_token".into()))
+}
+
+/// Send `request` and parse the JSON object that comes back.
+pub(crate) fn send_json(env: &Env, request: &OutgoingRequest) -> Result<Value, UpstreamFailure> {
+    let response = env
+        .upstream
+        .send(request)
+        .map_err(|e| UpstreamFailure::Unreachable(e.0))?;
+    parse_json(&response)
+}
+
+/// A provider's answer as a JSON object; an error in either shape the providers use
+/// ([`error_message`]) or a non-2xx status is [`UpstreamFailure::Rejected`].
+pub fn parse_json(response: &UpstreamResponse) -> Result<Value, UpstreamFailure> {
+    let body = serde_json::from_slice::<Value>(&response.body).ok();
+    if let Some(message) = body.as_ref().and_then(error_message) {
+        return Err(UpstreamFailure::Rejected(message));
+    }
+    if !(200..300).contains(&response.status) {
+        return Err(UpstreamFailure::Rejected(format!(
+            "HTTP status {}",
+            response.status
+        )));
+    }
+    body.filter(Value::is_object)
+        .ok_or_else(|| UpstreamFailure::Malformed("the answer is not a JSON object".into()))
+}
+
+/// The message of an error answer: RFC 6749 §5.2 `{"error", "error_description"}`, or
+/// TaskManager's `{"detail": {"code": "OAUTH_00N", "message": …}}` (or a plain `detail`
+/// string). Cut to a length a page can show.
+pub fn error_message(body: &Value) -> Option<String> {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let message = if let Some(error) = text(body.get("error")) {
+        match text(body.get("error_description")) {
+            Some(description) => format!("{description} ({error})"),
+            None => error,
+        }
+    } else {
+        let detail = body.get("detail")?;
+        match (text(detail.get("message")), text(detail.get("code"))) {
+            (Some(message), Some(code)) => format!("{message} ({code})"),
+            (Some(message), None) => message,
+            (None, _) => text(Some(detail))?,
+        }
+    };
+    Some(message.chars().take(300).collect())
+}
+
+/// A user identifier we can put in a grant: present, short, printable.
+fn subject(sub: String) -> Result<String, UpstreamFailure> {
+    if sub.is_empty() || sub.len() > 255 || sub.chars().any(char::is_control) {
+        return Err(UpstreamFailure::Malformed(
+            "the user identifier is empty or unusable".into(),
+        ));
+    }
+    Ok(sub)
+}
+
+/// A JSON string, or a number written as one (TaskManager's `user_id` is either).
+pub(crate) fn string_or_number(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn response(status: u16, body: &str) -> UpstreamResponse {
+        UpstreamResponse {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn both_error_shapes_give_their_message() {
+        let rfc = json!({"error": "invalid_grant", "error_description": "code expired"});
+        assert_eq!(error_message(&rfc).unwrap(), "code expired (invalid_grant)");
+        let tm = json!({"detail": {"code": "OAUTH_003", "message": "Invalid code"}});
+        assert_eq!(error_message(&tm).unwrap(), "Invalid code (OAUTH_003)");
+        assert_eq!(
+            error_message(&json!({"detail": "Not Found"})).unwrap(),
+            "Not Found"
+        );
+        assert_eq!(error_message(&json!({"access_token": "x"})), None);
+    }
+
+    #[test]
+    fn errors_win_even_with_status_200() {
+        // GitHub answers a bad code with 200 and an RFC error body.
+        let err = parse_json(&response(200, r#"{"error":"bad_verification_code"}"#)).unwrap_err();
+        assert_eq!(
+            err,
+            UpstreamFailure::Rejected("bad_verification_code".into())
+        );
+    }
+
+    #[test]
+    fn garbage_and_bare_statuses() {
+        assert!(matches!(
+            parse_json(&response(200, "<html>")).unwrap_err(),
+            UpstreamFailure::Malformed(_)
+        ));
+        assert_eq!(
+            parse_json(&response(503, "<html>")).unwrap_err(),
+            UpstreamFailure::Rejected("HTTP status 503".into())
+        );
+        assert!(parse_json(&response(200, r#"{"a":1}"#)).is_ok());
+    }
+
+    #[test]
+    fn token_needs_an_access_token() {
+        assert!(parse_token(&json!({"token_type": "bearer"})).is_err());
+        assert!(parse_token(&json!({"access_token": ""})).is_err());
+        let t = parse_token(&json!({"access_token": "a", "id_token": "b"})).unwrap();
+        assert_eq!(t.id_token.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn subjects_must_be_usable() {
+        assert!(subject(String::new()).is_err());
+        assert!(subject("a\nb".into()).is_err());
+        assert!(subject("x".repeat(256)).is_err());
+        assert_eq!(subject("alice".into()).unwrap(), "alice");
+    }
+}

@@ -1,0 +1,436 @@
+//! Signing in through an upstream provider: TaskManager, GitHub, OpenID Connect, and what
+//! happens when the provider fails.
+
+mod authz_support;
+
+use authz_support::*;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use mcp_auth_core::audit::{AuditEvent, AuditKind};
+use mcp_auth_core::http::{Method, OutgoingRequest};
+use mcp_auth_core::pkce;
+use mcp_auth_core::testing::{FakeUpstream, Harness};
+use mcp_auth_core::{Clock, Request, Response, UpstreamError, UpstreamResponse};
+use serde_json::json;
+
+const TM: &str = "http://tm.example:8000";
+
+fn taskmanager(extra: &[(&str, &str)]) -> Harness {
+    let mut settings = vec![
+        ("upstream_provider", "taskmanager"),
+        ("taskmanager_oauth_host", TM),
+        ("taskmanager_client_id", "tm-client"),
+        ("taskmanager_client_secret", "tm-secret"),
+    ];
+    settings.extend_from_slice(extra);
+    harness(&settings)
+}
+
+fn form_of(request: &OutgoingRequest) -> std::collections::BTreeMap<String, String> {
+    form_urlencoded::parse(&request.body).into_owned().collect()
+}
+
+fn sent(h: &Harness) -> Vec<OutgoingRequest> {
+    h.upstream.sent.lock().unwrap().clone()
+}
+
+/// A TaskManager that issues `tok` for any code and says it belongs to user 42.
+fn answer_taskmanager(h: &Harness) {
+    h.upstream.answer(|r| match r.url.as_str() {
+        u if u == format!("{TM}/api/oauth/token") => Ok(FakeUpstream::json(
+            200,
+            json!({"access_token": "tok", "token_type": "Bearer", "expires_in": 3600}),
+        )),
+        u if u == format!("{TM}/api/oauth/verify") => Ok(FakeUpstream::json(
+            200,
+            json!({"valid": true, "client_id": "tm-client", "user_id": 42,
+                   "scopes": "[\"read\"]", "expires_in": 3500, "token_type": "Bearer"}),
+        )),
+        other => Err(UpstreamError(format!("unexpected {other}"))),
+    });
+}
+
+/// `/authorize` → the provider's authorize URL; its parameters.
+fn start(h: &Harness) -> std::collections::BTreeMap<String, String> {
+    let res = authorize(h, &[]);
+    query_of(location(&res))
+}
+
+fn callback(h: &Harness, query: &str) -> Response {
+    get(h, &format!("/oauth/callback?{query}"))
+}
+
+#[test]
+fn taskmanager_round_trip() {
+    let h = taskmanager(&[]);
+    let res = authorize(&h, &[]);
+    let to = location(&res);
+    assert!(
+        to.starts_with(&format!("{TM}/api/oauth/authorize?")),
+        "{to}"
+    );
+    let q = query_of(to);
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["client_id"], "tm-client");
+    assert_eq!(q["redirect_uri"], format!("{ISSUER}/oauth/callback"));
+    assert_eq!(q["scope"], "read");
+    assert_eq!(q["code_challenge_method"], "S256");
+    // Our own PKCE, not the client's.
+    assert_ne!(q["code_challenge"], CHALLENGE);
+    assert!(!q.contains_key("nonce"));
+
+    answer_taskmanager(&h);
+    let back = callback(&h, &format!("code=up-code&state={}", q["state"]));
+    let client_redirect = location(&back);
+    let params = query_of(client_redirect);
+    assert_eq!(
+        (params["state"].as_str(), params["iss"].as_str()),
+        ("xyz", ISSUER)
+    );
+    assert_eq!(code_record(&h, client_redirect).sub, "42");
+
+    let requests = sent(&h);
+    assert_eq!(requests.len(), 2);
+    let token = &requests[0];
+    assert_eq!(token.method, Method::Post);
+    let form = form_of(token);
+    assert_eq!(form["grant_type"], "authorization_code");
+    assert_eq!(form["code"], "up-code");
+    assert_eq!(form["redirect_uri"], format!("{ISSUER}/oauth/callback"));
+    assert_eq!(form["client_id"], "tm-client");
+    assert_eq!(form["client_secret"], "tm-secret");
+    assert!(pkce::verify(&form["code_verifier"], &q["code_challenge"]));
+    let verify = &requests[1];
+    assert_eq!(verify.method, Method::Get);
+    assert!(verify
+        .headers
+        .contains(&("authorization".into(), "Bearer tok".into())));
+
+    // The callback is single use.
+    assert_eq!(
+        callback(&h, &format!("code=up-code&state={}", q["state"])).status,
+        400
+    );
+}
+
+#[test]
+fn taskmanager_detail_errors_are_shown() {
+    let h = taskmanager(&[]);
+    let q = start(&h);
+    h.upstream.answer(|_| {
+        Ok(FakeUpstream::json(
+            400,
+            json!({"detail": {"code": "OAUTH_003", "message": "Authorization code expired"}}),
+        ))
+    });
+    let res = callback(&h, &format!("code=c&state={}", q["state"]));
+    assert_eq!(res.status, 502);
+    let html = body(&res);
+    assert!(
+        html.contains("Authorization code expired (OAUTH_003)"),
+        "{html}"
+    );
+}
+
+/// After a failed exchange nothing of the sign-in is left to use.
+fn assert_failure_consumes_the_sign_in(
+    answer: impl Fn(&OutgoingRequest) -> Result<UpstreamResponse, UpstreamError> + Send + Sync + 'static,
+) {
+    let h = taskmanager(&[]);
+    let q = start(&h);
+    h.upstream.answer(answer);
+    let res = callback(&h, &format!("code=c&state={}", q["state"]));
+    assert_eq!(res.status, 502, "{}", body(&res));
+    assert!(res.header("content-type").unwrap().starts_with("text/html"));
+    assert!(!h
+        .store
+        .keys()
+        .iter()
+        .any(|k| k.starts_with("pending/") || k.starts_with("code/")));
+    // A working provider cannot revive it.
+    answer_taskmanager(&h);
+    assert_eq!(
+        callback(&h, &format!("code=c&state={}", q["state"])).status,
+        400
+    );
+}
+
+#[test]
+fn upstream_unreachable_is_a_502_and_leaves_nothing() {
+    assert_failure_consumes_the_sign_in(|_| Err(UpstreamError("timed out".into())));
+}
+
+#[test]
+fn upstream_garbage_is_a_502_and_leaves_nothing() {
+    assert_failure_consumes_the_sign_in(|_| {
+        Ok(UpstreamResponse {
+            status: 200,
+            headers: vec![],
+            body: b"<html>hello</html>".to_vec(),
+        })
+    });
+}
+
+#[test]
+fn verify_failure_is_a_502_and_leaves_nothing() {
+    assert_failure_consumes_the_sign_in(|r| {
+        if r.url.ends_with("/token") {
+            Ok(FakeUpstream::json(200, json!({"access_token": "tok"})))
+        } else {
+            Ok(FakeUpstream::json(200, json!({"valid": false})))
+        }
+    });
+}
+
+#[test]
+fn upstream_error_is_access_denied_for_the_client() {
+    let h = taskmanager(&[]);
+    let q = start(&h);
+    let res = callback(&h, &format!("error=access_denied&state={}", q["state"]));
+    let to = location(&res);
+    assert!(to.starts_with(REDIRECT));
+    let p = query_of(to);
+    assert_eq!(p["error"], "access_denied");
+    assert_eq!((p["state"].as_str(), p["iss"].as_str()), ("xyz", ISSUER));
+    assert!(sent(&h).is_empty());
+    assert_eq!(
+        callback(&h, &format!("code=c&state={}", q["state"])).status,
+        400
+    );
+}
+
+#[test]
+fn unknown_or_expired_state_is_a_page() {
+    let h = taskmanager(&[]);
+    assert_eq!(callback(&h, "code=c&state=forged").status, 400);
+    assert_eq!(callback(&h, "code=c").status, 400);
+    let q = start(&h);
+    h.clock.advance(601);
+    let res = callback(&h, &format!("code=c&state={}", q["state"]));
+    assert_eq!(res.status, 400);
+    assert!(res.header("location").is_none());
+    assert!(sent(&h).is_empty());
+}
+
+/// The provider's return with a good code for sign-in `state`, and its audit events.
+fn signed_in_upstream(h: &Harness, state: &str) -> (Response, Vec<AuditEvent>) {
+    let path = format!("/oauth/callback?code=c&state={state}");
+    call_audited(h, Request::new(Method::Get, &path))
+}
+
+#[test]
+fn allow_list_refusal_after_upstream_sign_in() {
+    let h = taskmanager(&[("allowed_users", "7")]);
+    let q = start(&h);
+    answer_taskmanager(&h);
+    let (res, audit) = signed_in_upstream(&h, &q["state"]);
+    assert_eq!(res.status, 403);
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].event, audit[0].sub.as_deref()),
+        (AuditKind::SignInRefused, Some("42"))
+    );
+    assert!(!h.store.keys().iter().any(|k| k.starts_with("code/")));
+}
+
+#[test]
+fn upstream_sign_in_with_consent_then_approve() {
+    let h = taskmanager(&[("consent", "true")]);
+    let q = start(&h);
+    answer_taskmanager(&h);
+    let (page, audit) = signed_in_upstream(&h, &q["state"]);
+    assert_eq!(page.status, 200, "{}", body(&page));
+    assert_eq!(audit[0].event, AuditKind::SignIn);
+    let done = post_form(&h, "/consent", &page, &[("decision", "approve")]);
+    assert_eq!(code_record(&h, location(&done)).sub, "42");
+}
+
+#[test]
+fn github_sign_in() {
+    let h = harness(&[
+        ("upstream_provider", "github"),
+        ("github_client_id", "gh-client"),
+        ("github_client_secret", "gh-secret"),
+        ("allowed_github_users", "OctoCat"),
+    ]);
+    let res = authorize(&h, &[]);
+    let to = location(&res);
+    assert!(
+        to.starts_with("https://github.com/login/oauth/authorize?"),
+        "{to}"
+    );
+    let q = query_of(to);
+    assert_eq!(
+        (q["client_id"].as_str(), q["scope"].as_str()),
+        ("gh-client", "read:user")
+    );
+    assert_eq!(q["code_challenge_method"], "S256");
+    h.upstream.answer(|r| match r.url.as_str() {
+        "https://github.com/login/oauth/access_token" => Ok(FakeUpstream::json(
+            200,
+            json!({"access_token": "gho_x", "token_type": "bearer"}),
+        )),
+        "https://api.github.com/user" => Ok(FakeUpstream::json(
+            200,
+            json!({"login": "octocat", "id": 1}),
+        )),
+        other => Err(UpstreamError(format!("unexpected {other}"))),
+    });
+    let back = callback(&h, &format!("code=gh&state={}", q["state"]));
+    // GitHub logins ignore case on the allow-list.
+    assert_eq!(code_record(&h, location(&back)).sub, "octocat");
+    let requests = sent(&h);
+    let token = &requests[0];
+    assert!(token
+        .headers
+        .contains(&("accept".into(), "application/json".into())));
+    let form = form_of(token);
+    assert_eq!(
+        (form["client_id"].as_str(), form["client_secret"].as_str()),
+        ("gh-client", "gh-secret")
+    );
+    assert!(pkce::verify(&form["code_verifier"], &q["code_challenge"]));
+    let user = &requests[1];
+    assert!(user.headers.iter().any(|(n, _)| n == "user-agent"));
+    assert!(user
+        .headers
+        .contains(&("authorization".into(), "Bearer gho_x".into())));
+}
+
+#[test]
+fn github_bad_code_answered_with_200_is_refused() {
+    let h = harness(&[
+        ("upstream_provider", "github"),
+        ("github_client_id", "gh-client"),
+        ("github_client_secret", "gh-secret"),
+    ]);
+    let q = start(&h);
+    h.upstream.answer(|_| {
+        Ok(FakeUpstream::json(
+            200,
+            json!({"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired."}),
+        ))
+    });
+    let res = callback(&h, &format!("code=gh&state={}", q["state"]));
+    assert_eq!(res.status, 502);
+    assert!(body(&res).contains("incorrect or expired"));
+}
+
+// --- OpenID Connect ---
+
+const IDP: &str = "https://idp.example";
+
+fn oidc() -> Harness {
+    harness(&[
+        ("upstream_provider", "oidc"),
+        ("oidc_issuer", IDP),
+        ("oidc_client_id", "oidc-client"),
+        ("oidc_client_secret", "oidc-secret"),
+    ])
+}
+
+fn id_token(claims: serde_json::Value) -> String {
+    let enc = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap());
+    format!(
+        "{}.{}.c2ln",
+        enc(json!({"alg": "RS256", "kid": "k"})),
+        enc(claims)
+    )
+}
+
+/// A provider whose token endpoint answers with `token_body` (built from the nonce sent).
+fn answer_oidc(h: &Harness, token_body: serde_json::Value) {
+    let discovery = json!({
+        "issuer": IDP,
+        "authorization_endpoint": format!("{IDP}/authorize"),
+        "token_endpoint": format!("{IDP}/token"),
+        "userinfo_endpoint": format!("{IDP}/userinfo"),
+    });
+    h.upstream.answer(move |r| match r.url.strip_prefix(IDP) {
+        Some("/.well-known/openid-configuration") => Ok(FakeUpstream::json(200, discovery.clone())),
+        Some("/token") => Ok(FakeUpstream::json(200, token_body.clone())),
+        Some("/userinfo") => Ok(FakeUpstream::json(200, json!({"sub": "from-userinfo"}))),
+        _ => Err(UpstreamError(format!("unexpected {}", r.url))),
+    });
+}
+
+fn claims(h: &Harness, nonce: &str) -> serde_json::Value {
+    json!({"iss": IDP, "sub": "alice-sub", "aud": "oidc-client",
+           "exp": h.clock.now() + 300, "nonce": nonce})
+}
+
+#[test]
+fn oidc_sign_in_with_nonce_and_cached_discovery() {
+    let h = oidc();
+    answer_oidc(&h, json!({}));
+    let q = start(&h);
+    let nonce = q["nonce"].clone();
+    assert!(!nonce.is_empty());
+    assert_eq!(q["scope"], "openid profile email");
+    // A second sign-in uses the cached discovery document.
+    let _ = start(&h);
+    assert_eq!(sent(&h).len(), 1);
+
+    answer_oidc(
+        &h,
+        json!({"access_token": "at", "id_token": id_token(claims(&h, &nonce))}),
+    );
+    let back = callback(&h, &format!("code=o&state={}", q["state"]));
+    assert_eq!(code_record(&h, location(&back)).sub, "alice-sub");
+    let token = sent(&h)
+        .into_iter()
+        .find(|r| r.url.ends_with("/token"))
+        .unwrap();
+    let form = form_of(&token);
+    assert_eq!(
+        (form["client_id"].as_str(), form["client_secret"].as_str()),
+        ("oidc-client", "oidc-secret")
+    );
+}
+
+#[test]
+fn oidc_nonce_mismatch_is_refused() {
+    let h = oidc();
+    answer_oidc(&h, json!({}));
+    let q = start(&h);
+    answer_oidc(
+        &h,
+        json!({"access_token": "at", "id_token": id_token(claims(&h, "another"))}),
+    );
+    let res = callback(&h, &format!("code=o&state={}", q["state"]));
+    assert_eq!(res.status, 502);
+    assert!(body(&res).contains("nonce"));
+    assert!(!h.store.keys().iter().any(|k| k.starts_with("code/")));
+}
+
+#[test]
+fn oidc_without_id_token_asks_userinfo() {
+    let h = oidc();
+    answer_oidc(&h, json!({"access_token": "at"}));
+    let q = start(&h);
+    let back = callback(&h, &format!("code=o&state={}", q["state"]));
+    assert_eq!(code_record(&h, location(&back)).sub, "from-userinfo");
+}
+
+#[test]
+fn oidc_discovery_failure_stores_nothing() {
+    let h = oidc();
+    let before = h.store.snapshot();
+    let res = authorize(&h, &[]);
+    assert_eq!(res.status, 502);
+    assert_eq!(h.store.snapshot(), before);
+}
+
+#[test]
+fn callback_is_not_served_for_the_local_provider() {
+    let h = harness(&[]);
+    assert_eq!(callback(&h, "code=c&state=s").status, 404);
+}
+
+#[test]
+fn login_page_is_not_served_for_upstream_providers() {
+    let h = taskmanager(&[]);
+    assert_eq!(get(&h, "/login?session=s").status, 404);
+    let res = h.call(Request::form("/login", &[("session", "s")]));
+    assert_eq!(res.status, 404);
+}
