@@ -1,0 +1,306 @@
+//! The embedded store: one SQLite file in the layout of Spin's default key-value store
+//! (`.spin/sqlite_key_value.db`), so a data directory moves between `spin up` and
+//! `mcp-auth serve`.
+//!
+//! Layout (Spin's): table `spin_key_value (store TEXT, key TEXT, value BLOB, PRIMARY KEY (store,
+//! key))`; `store` holds the label, so several labels share one file; counters are 8-byte
+//! little-endian integers in `value`.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so a commit returns only after the WAL is
+//! fsynced. `NORMAL` would already survive `kill -9` (a committed transaction is in the OS page
+//! cache before `COMMIT` returns), but it may roll back the last commits on power loss or an OS
+//! crash, and a rolled-back redemption counter would let an authorization code be used twice.
+//! The price is one fsync per write (see the crate's benchmark notes).
+//!
+//! Concurrency: one writer connection behind a mutex (SQLite allows one writer at a time; taking
+//! a mutex is cheaper than spinning in SQLite's busy handler), plus a few reader connections that
+//! WAL lets run beside the writer. Every call runs on tokio's blocking pool. `increment` and
+//! `compare_and_swap` run in one `BEGIN IMMEDIATE` transaction; the busy timeout covers another
+//! process (Spin) holding the write lock on the same file.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use crate::{counter, Error, Store};
+
+/// How long a statement waits for another process's lock before failing with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reader connections per file: the blocking pool rarely runs more SQLite reads at once on the
+/// small machines this host targets.
+const READERS: usize = 4;
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
+    store TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (store, key)
+)";
+const SELECT_VALUE: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";
+const SELECT_EXISTS: &str = "SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2";
+const SELECT_KEYS: &str = "SELECT key FROM spin_key_value WHERE store = ?1";
+const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+    ON CONFLICT (store, key) DO UPDATE SET value = excluded.value";
+const DELETE: &str = "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2";
+
+/// One open SQLite file: its connections, shared by every label stored in it.
+#[derive(Clone)]
+pub struct SqliteFile {
+    inner: Arc<Connections>,
+}
+
+struct Connections {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    reader_returned: Condvar,
+}
+
+impl SqliteFile {
+    /// Open (creating if needed, with its parent directories) the file at `path` and make sure
+    /// it has Spin's table. Blocking: call it at start-up or from a blocking task.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error(format!("cannot create directory {}: {e}", parent.display())))?;
+        }
+        let failed = |e: rusqlite::Error| Error(format!("cannot open {}: {e}", path.display()));
+        let writer = Connection::open(path).map_err(failed)?;
+        writer.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+        // `journal_mode` answers with the mode now in force; anything but WAL (a file system
+        // without shared memory, for instance) would silently lose reader concurrency.
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(failed)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error(format!(
+                "cannot open {}: SQLite refused WAL journaling (got `{mode}`)",
+                path.display()
+            )));
+        }
+        writer
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(failed)?;
+        writer.execute(CREATE_TABLE, []).map_err(failed)?;
+
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                reader.busy_timeout(BUSY_TIMEOUT)?;
+                Ok(reader)
+            })
+            .collect::<Result<Vec<_>, rusqlite::Error>>()
+            .map_err(failed)?;
+
+        Ok(Self {
+            inner: Arc::new(Connections {
+                path: path.to_owned(),
+                writer: Mutex::new(writer),
+                readers: Mutex::new(readers),
+                reader_returned: Condvar::new(),
+            }),
+        })
+    }
+
+    /// The store of one label (`store` column) in this file.
+    pub fn store(&self, label: &str) -> SqliteStore {
+        SqliteStore {
+            file: self.clone(),
+            label: label.into(),
+        }
+    }
+
+    /// The file's path, as given to [`SqliteFile::open`].
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Run `op` on a reader connection, on the blocking pool.
+    async fn read<T, F>(&self, op: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        run_blocking(move || {
+            let reader = inner.take_reader();
+            let result = op(&reader);
+            inner.return_reader(reader);
+            result.map_err(|e| inner.error(e))
+        })
+        .await
+    }
+
+    /// Run `op` on the writer connection, on the blocking pool.
+    async fn write<T, F>(&self, op: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        run_blocking(move || op(&mut lock(&inner.writer))).await
+    }
+}
+
+impl Connections {
+    fn take_reader(&self) -> Connection {
+        let mut readers = lock(&self.readers);
+        loop {
+            if let Some(reader) = readers.pop() {
+                return reader;
+            }
+            readers = self
+                .reader_returned
+                .wait(readers)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn return_reader(&self, reader: Connection) {
+        lock(&self.readers).push(reader);
+        self.reader_returned.notify_one();
+    }
+
+    fn error(&self, e: rusqlite::Error) -> Error {
+        Error(format!("{}: {e}", self.path.display()))
+    }
+}
+
+/// A label's view of a [`SqliteFile`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    file: SqliteFile,
+    label: Arc<str>,
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let (label, key) = (self.label.clone(), key.to_owned());
+        self.file
+            .read(move |conn| select_value(conn, &label, &key))
+            .await
+    }
+
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), Error> {
+        let (label, key, value) = (self.label.clone(), key.to_owned(), value.to_vec());
+        let file = self.file.clone();
+        self.file
+            .write(move |conn| {
+                conn.prepare_cached(UPSERT)
+                    .and_then(|mut upsert| upsert.execute((&*label, &key, &value)))
+                    .map(drop)
+                    .map_err(|e| file.inner.error(e))
+            })
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        let (label, key) = (self.label.clone(), key.to_owned());
+        let file = self.file.clone();
+        self.file
+            .write(move |conn| {
+                conn.prepare_cached(DELETE)
+                    .and_then(|mut delete| delete.execute((&*label, &key)))
+                    .map(drop)
+                    .map_err(|e| file.inner.error(e))
+            })
+            .await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, Error> {
+        let (label, key) = (self.label.clone(), key.to_owned());
+        self.file
+            .read(move |conn| conn.prepare_cached(SELECT_EXISTS)?.exists((&*label, &key)))
+            .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<String>, Error> {
+        let label = self.label.clone();
+        self.file
+            .read(move |conn| {
+                conn.prepare_cached(SELECT_KEYS)?
+                    .query_map([&*label], |row| row.get(0))?
+                    .collect()
+            })
+            .await
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        let (label, key) = (self.label.clone(), key.to_owned());
+        let file = self.file.clone();
+        self.file
+            .write(move |conn| {
+                let sql = |e| file.inner.error(e);
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(sql)?;
+                let stored = select_value(&tx, &label, &key).map_err(sql)?;
+                let current = counter::decode(&key, stored.as_deref())?;
+                let new = counter::add(&key, current, delta)?;
+                tx.prepare_cached(UPSERT)
+                    .and_then(|mut upsert| upsert.execute((&*label, &key, counter::encode(new))))
+                    .map_err(sql)?;
+                tx.commit().map_err(sql)?;
+                Ok(new)
+            })
+            .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, Error> {
+        let (label, key) = (self.label.clone(), key.to_owned());
+        let (current, new) = (current.map(<[u8]>::to_vec), new.to_vec());
+        let file = self.file.clone();
+        self.file
+            .write(move |conn| {
+                let sql = |e| file.inner.error(e);
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(sql)?;
+                if select_value(&tx, &label, &key).map_err(sql)? != current {
+                    // Dropping `tx` rolls back the read-only transaction.
+                    return Ok(false);
+                }
+                tx.prepare_cached(UPSERT)
+                    .and_then(|mut upsert| upsert.execute((&*label, &key, &new)))
+                    .map_err(sql)?;
+                tx.commit().map_err(sql)?;
+                Ok(true)
+            })
+            .await
+    }
+}
+
+fn select_value(conn: &Connection, label: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached(SELECT_VALUE)?
+        .query_row((label, key), |row| row.get(0))
+        .optional()
+}
+
+/// Run blocking SQLite work off the async executor.
+async fn run_blocking<T, F>(work: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error(format!("SQLite task failed: {e}")))?
+}
+
+/// Lock a mutex whose data stays consistent even if a holder panicked: a transaction rolls back
+/// when it is dropped, unwinding included, and the reader list is only pushed and popped.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
