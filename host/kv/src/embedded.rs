@@ -14,16 +14,16 @@
 //!
 //! Concurrency: one writer connection behind a mutex (SQLite allows one writer at a time; taking
 //! a mutex is cheaper than spinning in SQLite's busy handler), plus a few reader connections that
-//! WAL lets run beside the writer. Every call runs on tokio's blocking pool. `increment` and
-//! `compare_and_swap` run in one `BEGIN IMMEDIATE` transaction; the busy timeout covers another
-//! process (Spin) holding the write lock on the same file.
+//! WAL lets run beside the writer. Every call runs on tokio's blocking pool. Every write, and so
+//! each `increment` and `compare_and_swap`, is one `BEGIN IMMEDIATE` transaction; the busy
+//! timeout covers another process (Spin) holding the write lock on the same file.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::{counter, Error, Store};
 
@@ -137,14 +137,47 @@ impl SqliteFile {
         .await
     }
 
-    /// Run `op` on the writer connection, on the blocking pool.
+    /// Run `op` in one `BEGIN IMMEDIATE` transaction on the writer connection, on the blocking
+    /// pool; commit when it succeeds, roll back when it fails. A single statement costs the
+    /// same as in autocommit mode: one commit.
     async fn write<T, F>(&self, op: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, Failure> + Send + 'static,
     {
         let inner = self.inner.clone();
-        run_blocking(move || op(&mut lock(&inner.writer))).await
+        run_blocking(move || {
+            let mut writer = lock(&inner.writer);
+            let run = || {
+                let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let value = op(&tx)?;
+                tx.commit()?;
+                Ok(value)
+            };
+            run().map_err(|failure| match failure {
+                Failure::Sql(e) => inner.error(e),
+                Failure::Refused(e) => e,
+            })
+        })
+        .await
+    }
+}
+
+/// Why a write did not happen: SQLite failed, or the operation refused the stored data.
+enum Failure {
+    Sql(rusqlite::Error),
+    Refused(Error),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Self::Refused(e)
     }
 }
 
@@ -190,26 +223,17 @@ impl Store for SqliteStore {
 
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), Error> {
         let (label, key, value) = (self.label.clone(), key.to_owned(), value.to_vec());
-        let file = self.file.clone();
         self.file
-            .write(move |conn| {
-                conn.prepare_cached(UPSERT)
-                    .and_then(|mut upsert| upsert.execute((&*label, &key, &value)))
-                    .map(drop)
-                    .map_err(|e| file.inner.error(e))
-            })
+            .write(move |tx| Ok(upsert(tx, &label, &key, &value)?))
             .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
         let (label, key) = (self.label.clone(), key.to_owned());
-        let file = self.file.clone();
         self.file
-            .write(move |conn| {
-                conn.prepare_cached(DELETE)
-                    .and_then(|mut delete| delete.execute((&*label, &key)))
-                    .map(drop)
-                    .map_err(|e| file.inner.error(e))
+            .write(move |tx| {
+                tx.prepare_cached(DELETE)?.execute((&*label, &key))?;
+                Ok(())
             })
             .await
     }
@@ -234,20 +258,11 @@ impl Store for SqliteStore {
 
     async fn increment(&self, key: &str, delta: i64) -> Result<i64, Error> {
         let (label, key) = (self.label.clone(), key.to_owned());
-        let file = self.file.clone();
         self.file
-            .write(move |conn| {
-                let sql = |e| file.inner.error(e);
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(sql)?;
-                let stored = select_value(&tx, &label, &key).map_err(sql)?;
-                let current = counter::decode(&key, stored.as_deref())?;
-                let new = counter::add(&key, current, delta)?;
-                tx.prepare_cached(UPSERT)
-                    .and_then(|mut upsert| upsert.execute((&*label, &key, counter::encode(new))))
-                    .map_err(sql)?;
-                tx.commit().map_err(sql)?;
+            .write(move |tx| {
+                let stored = select_value(tx, &label, &key)?;
+                let new = counter::add(&key, counter::decode(&key, stored.as_deref())?, delta)?;
+                upsert(tx, &label, &key, &counter::encode(new))?;
                 Ok(new)
             })
             .await
@@ -261,25 +276,21 @@ impl Store for SqliteStore {
     ) -> Result<bool, Error> {
         let (label, key) = (self.label.clone(), key.to_owned());
         let (current, new) = (current.map(<[u8]>::to_vec), new.to_vec());
-        let file = self.file.clone();
         self.file
-            .write(move |conn| {
-                let sql = |e| file.inner.error(e);
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(sql)?;
-                if select_value(&tx, &label, &key).map_err(sql)? != current {
-                    // Dropping `tx` rolls back the read-only transaction.
+            .write(move |tx| {
+                if select_value(tx, &label, &key)? != current {
                     return Ok(false);
                 }
-                tx.prepare_cached(UPSERT)
-                    .and_then(|mut upsert| upsert.execute((&*label, &key, &new)))
-                    .map_err(sql)?;
-                tx.commit().map_err(sql)?;
+                upsert(tx, &label, &key, &new)?;
                 Ok(true)
             })
             .await
     }
+}
+
+fn upsert(conn: &Connection, label: &str, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached(UPSERT)?.execute((label, key, value))?;
+    Ok(())
 }
 
 fn select_value(conn: &Connection, label: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
