@@ -7,28 +7,37 @@
 //! little-endian integers in `value`.
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a commit returns only after the WAL is
-//! fsynced. `NORMAL` would already survive `kill -9` (a committed transaction is in the OS page
-//! cache before `COMMIT` returns), but it may roll back the last commits on power loss or an OS
-//! crash, and a rolled-back redemption counter would let an authorization code be used twice.
-//! The price is one fsync per write (see the crate's benchmark notes).
+//! fsynced, and a write is acknowledged only after its commit. `NORMAL` would already survive
+//! `kill -9` (a committed transaction is in the OS page cache before `COMMIT` returns), but it may
+//! roll back the last commits on power loss or an OS crash, and a rolled-back redemption counter
+//! would let an authorization code be used twice.
 //!
-//! Concurrency: one writer connection behind a mutex (SQLite allows one writer at a time; taking
-//! a mutex is cheaper than spinning in SQLite's busy handler), plus a few reader connections that
-//! WAL lets run beside the writer. Every call runs on tokio's blocking pool. Every write, and so
-//! each `increment` and `compare_and_swap`, is one `BEGIN IMMEDIATE` transaction; the busy
-//! timeout covers another process (Spin) holding the write lock on the same file.
+//! Group commit pays for that fsync: one writer thread owns the only writing connection
+//! (SQLite allows one writer at a time anyway) and runs every write waiting in its queue in one
+//! `BEGIN IMMEDIATE` transaction, each in its own savepoint so one refused write does not undo
+//! the others, then commits once and only then answers them all. Concurrent writes share one
+//! fsync; a lone write costs one. Within a batch writes run in arrival order and see each other,
+//! so `increment` and `compare_and_swap` stay atomic.
+//!
+//! Reads go to a few reader connections, which WAL lets run beside the writer, on tokio's
+//! blocking pool. The busy timeout covers another process (Spin) holding the write lock on the
+//! same file.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tokio::sync::oneshot;
 
 use crate::{counter, Error, Store};
 
 /// How long a statement waits for another process's lock before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most writes one commit carries: bounds the latency a write waits behind others.
+const MAX_BATCH: usize = 256;
 /// Reader connections per file: the blocking pool rarely runs more SQLite reads at once on the
 /// small machines this host targets.
 const READERS: usize = 4;
@@ -54,7 +63,8 @@ pub struct SqliteFile {
 
 struct Connections {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// The writer thread's queue; the thread ends when the last sender goes.
+    writes: mpsc::Sender<Write>,
     readers: Mutex<Vec<Connection>>,
     reader_returned: Condvar,
 }
@@ -101,7 +111,7 @@ impl SqliteFile {
         Ok(Self {
             inner: Arc::new(Connections {
                 path: path.to_owned(),
-                writer: Mutex::new(writer),
+                writes: start_writer(writer, path)?,
                 readers: Mutex::new(readers),
                 reader_returned: Condvar::new(),
             }),
@@ -137,29 +147,37 @@ impl SqliteFile {
         .await
     }
 
-    /// Run `op` in one `BEGIN IMMEDIATE` transaction on the writer connection, on the blocking
-    /// pool; commit when it succeeds, roll back when it fails. A single statement costs the
-    /// same as in autocommit mode: one commit.
+    /// Queue `op` for the writer thread and wait until the transaction that ran it committed.
     async fn write<T, F>(&self, op: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, Failure> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Failure> + Send + 'static,
     {
+        let (answer, answered) = oneshot::channel();
         let inner = self.inner.clone();
-        run_blocking(move || {
-            let mut writer = lock(&inner.writer);
-            let run = || {
-                let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let value = op(&tx)?;
-                tx.commit()?;
-                Ok(value)
-            };
-            run().map_err(|failure| match failure {
-                Failure::Sql(e) => inner.error(e),
-                Failure::Refused(e) => e,
+        let write: Write = Box::new(move |began: Option<&Connection>| {
+            let outcome = began.map(|conn| {
+                in_savepoint(conn, op).map_err(|failure| match failure {
+                    Failure::Sql(e) => inner.error(e),
+                    Failure::Refused(e) => e,
+                })
+            });
+            Box::new(move |committed: Result<(), &Error>| {
+                let result = match (committed, outcome) {
+                    (Err(e), _) => Err(e.clone()),
+                    (Ok(()), Some(outcome)) => outcome,
+                    (Ok(()), None) => Err(inner.error_text("a write was skipped")),
+                };
+                let _ = answer.send(result);
             })
-        })
-        .await
+        });
+        self.inner
+            .writes
+            .send(write)
+            .map_err(|_| self.inner.error_text("the writer thread has stopped"))?;
+        answered
+            .await
+            .map_err(|_| self.inner.error_text("the writer thread dropped a write"))?
     }
 }
 
@@ -179,6 +197,71 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Self::Refused(e)
     }
+}
+
+/// A write waiting for the writer thread: it runs inside the batch's transaction (given the
+/// connection once `BEGIN` succeeded, nothing otherwise) and returns what answers its caller
+/// once the batch's fate is known.
+type Write = Box<dyn FnOnce(Option<&Connection>) -> Answer + Send>;
+type Answer = Box<dyn FnOnce(Result<(), &Error>) + Send>;
+
+/// Start the thread that owns `conn` and commits queued writes in batches.
+fn start_writer(conn: Connection, path: &Path) -> Result<mpsc::Sender<Write>, Error> {
+    let (writes, queue) = mpsc::channel::<Write>();
+    let thread_path = path.to_owned();
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || {
+            while let Ok(first) = queue.recv() {
+                let batch: Vec<Write> = std::iter::once(first)
+                    .chain(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_BATCH - 1))
+                    .collect();
+                commit_batch(&conn, &thread_path, batch);
+            }
+        })
+        .map_err(|e| {
+            Error(format!(
+                "cannot start the writer thread for {}: {e}",
+                path.display()
+            ))
+        })?;
+    Ok(writes)
+}
+
+/// Run `batch` in one `BEGIN IMMEDIATE` transaction, commit, then answer every write.
+fn commit_batch(conn: &Connection, path: &Path, batch: Vec<Write>) {
+    let began = conn.execute_batch("BEGIN IMMEDIATE");
+    let answers: Vec<Answer> = batch
+        .into_iter()
+        .map(|write| write(began.is_ok().then_some(conn)))
+        .collect();
+    let committed = began
+        .and_then(|()| conn.execute_batch("COMMIT"))
+        .map_err(|e| {
+            // A failed COMMIT can leave the transaction open: close it for the next batch.
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Error(format!("{}: {e}", path.display()))
+        });
+    for answer in answers {
+        answer(committed.as_ref().map(|_| ()));
+    }
+}
+
+/// Run `op` in a savepoint: kept if it succeeds, undone if it fails, the batch going on.
+fn in_savepoint<T>(
+    conn: &Connection,
+    op: impl FnOnce(&Connection) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    conn.execute_batch("SAVEPOINT write")?;
+    let outcome = op(conn);
+    let end = match outcome {
+        Ok(_) => "RELEASE write",
+        Err(_) => "ROLLBACK TO write; RELEASE write",
+    };
+    conn.execute_batch(end)?;
+    outcome
 }
 
 impl Connections {
@@ -201,6 +284,10 @@ impl Connections {
     }
 
     fn error(&self, e: rusqlite::Error) -> Error {
+        self.error_text(e)
+    }
+
+    fn error_text(&self, e: impl std::fmt::Display) -> Error {
         Error(format!("{}: {e}", self.path.display()))
     }
 }
@@ -310,8 +397,8 @@ where
         .map_err(|e| Error(format!("SQLite task failed: {e}")))?
 }
 
-/// Lock a mutex whose data stays consistent even if a holder panicked: a transaction rolls back
-/// when it is dropped, unwinding included, and the reader list is only pushed and popped.
+/// Lock the reader list, which stays whole even if a holder panicked: it is only pushed and
+/// popped.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -210,6 +210,34 @@ pub async fn compare_and_swap_exactly_once_under_concurrency(store: Arc<dyn Stor
     }
 }
 
+/// Refused writes racing with good ones (on the embedded store they share a commit) undo
+/// nothing but themselves.
+pub async fn refused_writes_do_not_disturb_others(store: Arc<dyn Store>) {
+    store.set("text", b"not a counter").await.unwrap();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    assert!(store.increment("text", 1).await.is_err());
+                } else {
+                    store.increment("counter", 1).await.unwrap();
+                    store.set(&format!("key/{i}"), b"v").await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.increment("counter", 0).await.unwrap(), TASKS / 2);
+    assert_eq!(store.list_keys().await.unwrap().len() as i64, TASKS / 2 + 2);
+    assert_eq!(
+        store.get("text").await.unwrap().as_deref(),
+        Some(&b"not a counter"[..])
+    );
+}
+
 /// One `#[tokio::test]` per case for a backend. `$open` is an async expression giving
 /// `(Arc<dyn Store>, guard)`, a fresh, empty store and whatever must live as long as it.
 macro_rules! conformance_suite {
@@ -222,7 +250,8 @@ macro_rules! conformance_suite {
                 crud, missing_keys, binary_values, list_keys, increment_semantics,
                 increment_on_non_counter_is_an_error, compare_and_swap_semantics,
                 increment_exactly_once_under_concurrency,
-                compare_and_swap_exactly_once_under_concurrency);
+                compare_and_swap_exactly_once_under_concurrency,
+                refused_writes_do_not_disturb_others);
         }
     };
     (@cases $open:expr; $($case:ident),*) => {
