@@ -1,9 +1,28 @@
 //! Key-value backends for the mcp-auth host, behind one narrow async trait.
 //!
 //! The host implements `wasi:keyvalue/store` and `wasi:keyvalue/atomics` (0.2.0-draft2) over
-//! [`Store`]. Each backend passes the same conformance suite.
+//! [`Store`]. Each backend passes the same conformance suite (`tests/all/conformance.rs`):
+//!
+//! - [`embedded`]: the default, a SQLite file in Spin's layout, so a data directory moves between
+//!   `spin up` and `mcp-auth serve`;
+//! - [`redis`]: a Redis server shared by several hosts (and by Spin), keys unprefixed as Spin
+//!   writes them;
+//! - [`memory`]: a map in the process, for tests.
+//!
+//! Which label uses which backend comes from Spin's runtime-config file
+//! ([`open_from_runtime_config`]).
+
+#![deny(missing_docs)]
 
 use async_trait::async_trait;
+
+mod counter;
+pub mod embedded;
+pub mod memory;
+pub mod redis;
+mod runtime_config;
+
+pub use runtime_config::{open_from_runtime_config, DEFAULT_LABEL, DEFAULT_SQLITE_FILE};
 
 /// A backend failure (I/O, connection lost, corrupt data). The host maps it to
 /// `wasi:keyvalue/store.error::other` and counts it in its metrics.
@@ -19,15 +38,26 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// One key-value store (one label of `key_value_stores` in spin.toml).
+///
+/// Keys are UTF-8 (`wasi:keyvalue` keys are `string`); values are arbitrary bytes.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// The value under `key`, `None` when absent.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error>;
+    /// Store `value` under `key`, replacing any previous value. Returns once the write is
+    /// acknowledged by the backend (durable on disk for the embedded store).
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), Error>;
+    /// Remove `key`; removing an absent key is not an error (as in `wasi:keyvalue/store.delete`).
     async fn delete(&self, key: &str) -> Result<(), Error>;
+    /// Whether `key` holds a value.
     async fn exists(&self, key: &str) -> Result<bool, Error>;
     /// Every key (Spin ignores list cursors too).
     async fn list_keys(&self) -> Result<Vec<String>, Error>;
     /// Atomically add `delta` to the counter under `key` (missing = 0); the new value.
+    ///
+    /// A key holding something other than a counter, or a result outside `i64`, is an
+    /// [`Error`]. The counter's byte encoding is the backend's (Spin's): 8-byte little-endian
+    /// in SQLite and memory, decimal text in Redis; callers must not read it with `get`.
     async fn increment(&self, key: &str, delta: i64) -> Result<i64, Error>;
     /// Atomically replace the value under `key` with `new` if it is still `current`
     /// (`None` = the key is absent). `Ok(false)` when it changed in between.

@@ -1,0 +1,404 @@
+//! The embedded store: one SQLite file in the layout of Spin's default key-value store
+//! (`.spin/sqlite_key_value.db`), so a data directory moves between `spin up` and
+//! `mcp-auth serve`.
+//!
+//! Layout (Spin's): table `spin_key_value (store TEXT, key TEXT, value BLOB, PRIMARY KEY (store,
+//! key))`; `store` holds the label, so several labels share one file; counters are 8-byte
+//! little-endian integers in `value`.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so a commit returns only after the WAL is
+//! fsynced, and a write is acknowledged only after its commit. `NORMAL` would already survive
+//! `kill -9` (a committed transaction is in the OS page cache before `COMMIT` returns), but it may
+//! roll back the last commits on power loss or an OS crash, and a rolled-back redemption counter
+//! would let an authorization code be used twice.
+//!
+//! Group commit pays for that fsync: one writer thread owns the only writing connection
+//! (SQLite allows one writer at a time anyway) and runs every write waiting in its queue in one
+//! `BEGIN IMMEDIATE` transaction, each in its own savepoint so one refused write does not undo
+//! the others, then commits once and only then answers them all. Concurrent writes share one
+//! fsync; a lone write costs one. Within a batch writes run in arrival order and see each other,
+//! so `increment` and `compare_and_swap` stay atomic.
+//!
+//! Reads go to a few reader connections, which WAL lets run beside the writer, on tokio's
+//! blocking pool. The busy timeout covers another process (Spin) holding the write lock on the
+//! same file.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tokio::sync::oneshot;
+
+use crate::{counter, Error, Store};
+
+/// How long a statement waits for another process's lock before failing with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most writes one commit carries: bounds the latency a write waits behind others.
+const MAX_BATCH: usize = 256;
+/// Reader connections per file: the blocking pool rarely runs more SQLite reads at once on the
+/// small machines this host targets.
+const READERS: usize = 4;
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
+    store TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (store, key)
+)";
+const SELECT_VALUE: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";
+const SELECT_EXISTS: &str = "SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2";
+const SELECT_KEYS: &str = "SELECT key FROM spin_key_value WHERE store = ?1";
+const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+    ON CONFLICT (store, key) DO UPDATE SET value = excluded.value";
+const DELETE: &str = "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2";
+
+/// One open SQLite file: its connections, shared by every label stored in it.
+#[derive(Clone)]
+pub struct SqliteFile {
+    inner: Arc<Connections>,
+}
+
+struct Connections {
+    path: PathBuf,
+    /// The writer thread's queue; the thread ends when the last sender goes.
+    writes: mpsc::Sender<Write>,
+    readers: Mutex<Vec<Connection>>,
+    reader_returned: Condvar,
+}
+
+impl SqliteFile {
+    /// Open (creating if needed, with its parent directories) the file at `path` and make sure
+    /// it has Spin's table. Blocking: call it at start-up or from a blocking task.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error(format!("cannot create directory {}: {e}", parent.display())))?;
+        }
+        let failed = |e: rusqlite::Error| Error(format!("cannot open {}: {e}", path.display()));
+        let writer = Connection::open(path).map_err(failed)?;
+        writer.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+        // `journal_mode` answers with the mode now in force; anything but WAL (a file system
+        // without shared memory, for instance) would silently lose reader concurrency.
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(failed)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error(format!(
+                "cannot open {}: SQLite refused WAL journaling (got `{mode}`)",
+                path.display()
+            )));
+        }
+        writer
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(failed)?;
+        writer.execute(CREATE_TABLE, []).map_err(failed)?;
+
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                reader.busy_timeout(BUSY_TIMEOUT)?;
+                Ok(reader)
+            })
+            .collect::<Result<Vec<_>, rusqlite::Error>>()
+            .map_err(failed)?;
+
+        Ok(Self {
+            inner: Arc::new(Connections {
+                path: path.to_owned(),
+                writes: start_writer(writer, path)?,
+                readers: Mutex::new(readers),
+                reader_returned: Condvar::new(),
+            }),
+        })
+    }
+
+    /// The store of one label (`store` column) in this file.
+    pub fn store(&self, label: &str) -> SqliteStore {
+        SqliteStore {
+            file: self.clone(),
+            label: label.into(),
+        }
+    }
+
+    /// The file's path, as given to [`SqliteFile::open`].
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Run `op` on a reader connection, on the blocking pool.
+    async fn read<T, F>(&self, op: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        run_blocking(move || {
+            let reader = inner.take_reader();
+            let result = op(&reader);
+            inner.return_reader(reader);
+            result.map_err(|e| inner.error(e))
+        })
+        .await
+    }
+
+    /// Queue `op` for the writer thread and wait until the transaction that ran it committed.
+    async fn write<T, F>(&self, op: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Failure> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let inner = self.inner.clone();
+        let write: Write = Box::new(move |began: Option<&Connection>| {
+            let outcome = began.map(|conn| {
+                in_savepoint(conn, op).map_err(|failure| match failure {
+                    Failure::Sql(e) => inner.error(e),
+                    Failure::Refused(e) => e,
+                })
+            });
+            Box::new(move |committed: Result<(), &Error>| {
+                let result = match (committed, outcome) {
+                    (Err(e), _) => Err(e.clone()),
+                    (Ok(()), Some(outcome)) => outcome,
+                    (Ok(()), None) => Err(inner.error_text("a write was skipped")),
+                };
+                let _ = answer.send(result);
+            })
+        });
+        self.inner
+            .writes
+            .send(write)
+            .map_err(|_| self.inner.error_text("the writer thread has stopped"))?;
+        answered
+            .await
+            .map_err(|_| self.inner.error_text("the writer thread dropped a write"))?
+    }
+}
+
+/// Why a write did not happen: SQLite failed, or the operation refused the stored data.
+enum Failure {
+    Sql(rusqlite::Error),
+    Refused(Error),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Self::Refused(e)
+    }
+}
+
+/// A write waiting for the writer thread: it runs inside the batch's transaction (given the
+/// connection once `BEGIN` succeeded, nothing otherwise) and returns what answers its caller
+/// once the batch's fate is known.
+type Write = Box<dyn FnOnce(Option<&Connection>) -> Answer + Send>;
+type Answer = Box<dyn FnOnce(Result<(), &Error>) + Send>;
+
+/// Start the thread that owns `conn` and commits queued writes in batches.
+fn start_writer(conn: Connection, path: &Path) -> Result<mpsc::Sender<Write>, Error> {
+    let (writes, queue) = mpsc::channel::<Write>();
+    let thread_path = path.to_owned();
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || {
+            while let Ok(first) = queue.recv() {
+                let batch: Vec<Write> = std::iter::once(first)
+                    .chain(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_BATCH - 1))
+                    .collect();
+                commit_batch(&conn, &thread_path, batch);
+            }
+        })
+        .map_err(|e| {
+            Error(format!(
+                "cannot start the writer thread for {}: {e}",
+                path.display()
+            ))
+        })?;
+    Ok(writes)
+}
+
+/// Run `batch` in one `BEGIN IMMEDIATE` transaction, commit, then answer every write.
+fn commit_batch(conn: &Connection, path: &Path, batch: Vec<Write>) {
+    let began = conn.execute_batch("BEGIN IMMEDIATE");
+    let answers: Vec<Answer> = batch
+        .into_iter()
+        .map(|write| write(began.is_ok().then_some(conn)))
+        .collect();
+    let committed = began
+        .and_then(|()| conn.execute_batch("COMMIT"))
+        .map_err(|e| {
+            // A failed COMMIT can leave the transaction open: close it for the next batch.
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Error(format!("{}: {e}", path.display()))
+        });
+    for answer in answers {
+        answer(committed.as_ref().map(|_| ()));
+    }
+}
+
+/// Run `op` in a savepoint: kept if it succeeds, undone if it fails, the batch going on.
+fn in_savepoint<T>(
+    conn: &Connection,
+    op: impl FnOnce(&Connection) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    conn.execute_batch("SAVEPOINT write")?;
+    let outcome = op(conn);
+    let end = match outcome {
+        Ok(_) => "RELEASE write",
+        Err(_) => "ROLLBACK TO write; RELEASE write",
+    };
+    conn.execute_batch(end)?;
+    outcome
+}
+
+impl Connections {
+    fn take_reader(&self) -> Connection {
+        let mut readers = lock(&self.readers);
+        loop {
+            if let Some(reader) = readers.pop() {
+                return reader;
+            }
+            readers = self
+                .reader_returned
+                .wait(readers)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn return_reader(&self, reader: Connection) {
+        lock(&self.readers).push(reader);
+        self.reader_returned.notify_one();
+    }
+
+    fn error(&self, e: rusqlite::Error) -> Error {
+        self.error_text(e)
+    }
+
+    fn error_text(&self, e: impl std::fmt::Display) -> Error {
+        Error(format!("{}: {e}", self.path.display()))
+    }
+}
+
+/// A label's view of a [`SqliteFile`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    file: SqliteFile,
+    label: Arc<str>,
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let (label, key) = (self.label.clone(), key.to_owned());
+        self.file
+            .read(move |conn| select_value(conn, &label, &key))
+            .await
+    }
+
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), Error> {
+        let (label, key, value) = (self.label.clone(), key.to_owned(), value.to_vec());
+        self.file
+            .write(move |tx| Ok(upsert(tx, &label, &key, &value)?))
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        let (label, key) = (self.label.clone(), key.to_owned());
+        self.file
+            .write(move |tx| {
+                tx.prepare_cached(DELETE)?.execute((&*label, &key))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, Error> {
+        let (label, key) = (self.label.clone(), key.to_owned());
+        self.file
+            .read(move |conn| conn.prepare_cached(SELECT_EXISTS)?.exists((&*label, &key)))
+            .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<String>, Error> {
+        let label = self.label.clone();
+        self.file
+            .read(move |conn| {
+                conn.prepare_cached(SELECT_KEYS)?
+                    .query_map([&*label], |row| row.get(0))?
+                    .collect()
+            })
+            .await
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        let (label, key) = (self.label.clone(), key.to_owned());
+        self.file
+            .write(move |tx| {
+                let stored = select_value(tx, &label, &key)?;
+                let new = counter::add(&key, counter::decode(&key, stored.as_deref())?, delta)?;
+                upsert(tx, &label, &key, &counter::encode(new))?;
+                Ok(new)
+            })
+            .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, Error> {
+        let (label, key) = (self.label.clone(), key.to_owned());
+        let (current, new) = (current.map(<[u8]>::to_vec), new.to_vec());
+        self.file
+            .write(move |tx| {
+                if select_value(tx, &label, &key)? != current {
+                    return Ok(false);
+                }
+                upsert(tx, &label, &key, &new)?;
+                Ok(true)
+            })
+            .await
+    }
+}
+
+fn upsert(conn: &Connection, label: &str, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached(UPSERT)?.execute((label, key, value))?;
+    Ok(())
+}
+
+fn select_value(conn: &Connection, label: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached(SELECT_VALUE)?
+        .query_row((label, key), |row| row.get(0))
+        .optional()
+}
+
+/// Run blocking SQLite work off the async executor.
+async fn run_blocking<T, F>(work: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error(format!("SQLite task failed: {e}")))?
+}
+
+/// Lock the reader list, which stays whole even if a holder panicked: it is only pushed and
+/// popped.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
