@@ -194,8 +194,9 @@ fn basic_failure(why: &str) -> OAuthError {
     OAuthError::invalid_client(why).with_header("www-authenticate", "Basic realm=\"mcp-auth\"")
 }
 
-/// `base64(urlencode(id) ":" urlencode(secret))`.
-fn parse_basic(encoded: &str) -> Option<(String, String)> {
+/// `base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1); also used for the
+/// resource servers' credentials at `/introspect`.
+pub fn parse_basic(encoded: &str) -> Option<(String, String)> {
     let decoded = STANDARD.decode(encoded.trim()).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
