@@ -139,7 +139,7 @@ pub fn find(env: &Env, client_id: &str) -> Result<Option<Client>, OAuthError> {
 /// this wrong often and both are equally safe. Using two methods at once is refused.
 pub fn authenticate(env: &Env, req: &Request, params: &Params) -> Result<Client, OAuthError> {
     let basic = match req.header("authorization") {
-        Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => {
+        Some(h) if h.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) => {
             Some(parse_basic(&h[6..]).ok_or_else(|| basic_failure("malformed Basic credentials"))?)
         }
         _ => None,
