@@ -15,11 +15,10 @@ use crate::client;
 use crate::env::{Env, StoreError};
 use crate::error::{ErrorCode, OAuthError};
 use crate::grants::{self, DeviceGrant, DeviceStatus};
-use crate::http::{Method, Request, Response};
+use crate::http::{Params, Request, Response};
 use crate::records::{self, Claim};
-use crate::scope;
 use crate::secret::Secret;
-use crate::token::{method_not_allowed, requested_resource, DEVICE_CODE_GRANT};
+use crate::token::{direct_grant, post_form, DEVICE_CODE_GRANT};
 
 /// RFC 8628 §6.1: 20 consonants (no vowels, so no words), case-insensitive.
 const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -33,30 +32,18 @@ const EXPIRY_REMEMBERED: u64 = 600;
 
 /// `POST /device/code`.
 pub fn device_authorization(env: &Env, req: &Request) -> Response {
-    match serve(env, req) {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
+    post_form(env, req, serve)
 }
 
-fn serve(env: &Env, req: &Request) -> Result<Response, OAuthError> {
-    if req.method != Method::Post {
-        return Err(method_not_allowed());
-    }
-    let params = req.form_params()?;
-    let client = client::authenticate(env, req, &params)?;
+fn serve(env: &Env, req: &Request, params: &Params) -> Result<Response, OAuthError> {
+    let client = client::authenticate(env, req, params)?;
     if !client.allows_grant(DEVICE_CODE_GRANT) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "this client did not register the device_code grant",
         ));
     }
-    let scope = scope::requested(
-        &env.settings,
-        params.get("scope"),
-        client.metadata.scope.as_deref(),
-    )?;
-    let resource = requested_resource(&env.settings, params.get("resource"))?;
+    let (scope, resource) = direct_grant(env, &client, params)?;
 
     let device_code = Secret::generate(env);
     let key = grants::device_key(device_code.expose());
@@ -65,7 +52,7 @@ fn serve(env: &Env, req: &Request) -> Result<Response, OAuthError> {
     let expires_at = env.now() + lifetime;
     let grant = DeviceGrant {
         client_id: client.client_id,
-        scope: scope::join(&scope),
+        scope,
         resource,
         user_code: user_code.clone(),
         status: DeviceStatus::Pending,

@@ -10,25 +10,18 @@ use serde::Serialize;
 use crate::client;
 use crate::env::Env;
 use crate::error::OAuthError;
-use crate::http::{Method, Params, Request, Response};
+use crate::http::{Params, Request, Response};
 use crate::secret::constant_time_eq;
-use crate::token::method_not_allowed;
+use crate::token::post_form;
 use crate::tokens::{self, AccessRecord, RefreshRecord};
 
 /// `POST /introspect`.
 pub fn introspect(env: &Env, req: &Request) -> Response {
-    match serve(env, req) {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
+    post_form(env, req, serve)
 }
 
-fn serve(env: &Env, req: &Request) -> Result<Response, OAuthError> {
-    if req.method != Method::Post {
-        return Err(method_not_allowed());
-    }
-    let params = req.form_params()?;
-    authenticate_caller(env, req, &params)?;
+fn serve(env: &Env, req: &Request, params: &Params) -> Result<Response, OAuthError> {
+    authenticate_caller(env, req, params)?;
     let token = params.require("token")?;
     // The hint only orders the look-ups (RFC 7662 §2.1).
     let lookups: [Lookup; 2] = if params.get("token_type_hint") == Some("refresh_token") {

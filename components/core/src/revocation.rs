@@ -10,24 +10,17 @@ use crate::audit::{AuditEvent, AuditKind};
 use crate::client::{self, Client};
 use crate::env::Env;
 use crate::error::OAuthError;
-use crate::http::{Method, Request, Response};
-use crate::token::method_not_allowed;
+use crate::http::{Params, Request, Response};
+use crate::token::post_form;
 use crate::tokens;
 
 /// `POST /revoke`.
 pub fn revoke(env: &Env, req: &Request) -> Response {
-    match serve(env, req) {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
+    post_form(env, req, serve)
 }
 
-fn serve(env: &Env, req: &Request) -> Result<Response, OAuthError> {
-    if req.method != Method::Post {
-        return Err(method_not_allowed());
-    }
-    let params = req.form_params()?;
-    let client = client::authenticate(env, req, &params)?;
+fn serve(env: &Env, req: &Request, params: &Params) -> Result<Response, OAuthError> {
+    let client = client::authenticate(env, req, params)?;
     let token = params.require("token")?;
     // §2.1: the hint only orders the look-ups (the first kind that matches ends them); an
     // unknown hint is ignored.

@@ -4,7 +4,7 @@ mod token_support;
 
 use mcp_auth_core::grants::{self, DeviceGrant, DeviceStatus};
 use mcp_auth_core::testing::Harness;
-use mcp_auth_core::{records, Clock, Response};
+use mcp_auth_core::{records, Clock, Request, Response};
 use serde_json::Value;
 use token_support::*;
 
@@ -13,7 +13,7 @@ fn device_client(h: &Harness, id: &str) {
 }
 
 fn start(h: &Harness, client_id: &str) -> Value {
-    ok_json(&h.call(form(
+    ok_json(&h.call(Request::form(
         "/device/code",
         &[("client_id", client_id), ("scope", "mcp:read")],
     )))
@@ -99,7 +99,10 @@ fn device_authorization_refuses_bad_requests_without_storing_anything() {
         (vec![("client_id", "ghost")], "invalid_client"),
     ];
     for (params, expected) in cases {
-        assert_eq!(error_of(&h.call(form("/device/code", &params))), expected);
+        assert_eq!(
+            error_of(&h.call(Request::form("/device/code", &params))),
+            expected
+        );
     }
     assert_eq!(h.store.snapshot(), before);
 }

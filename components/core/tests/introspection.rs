@@ -10,8 +10,7 @@ use token_support::*;
 
 /// A public client `c1` with tokens from a code: (access, refresh).
 fn tokens(h: &Harness) -> (String, String) {
-    public_client(h, "c1");
-    let body = ok_json(&redeem(h, "c1", &code_for(h, "c1")));
+    let body = signed_in(h, "c1");
     (
         body["access_token"].as_str().unwrap().to_string(),
         body["refresh_token"].as_str().unwrap().to_string(),
@@ -19,7 +18,7 @@ fn tokens(h: &Harness) -> (String, String) {
 }
 
 fn introspect_as(h: &Harness, auth: Option<String>, pairs: &[(&str, &str)]) -> Response {
-    let req = form("/introspect", pairs);
+    let req = Request::form("/introspect", pairs);
     h.call(match auth {
         Some(a) => req.with_header("authorization", &a),
         None => req,
@@ -112,10 +111,9 @@ fn active_tokens_are_described_and_others_are_only_inactive() {
 fn revoking_a_refresh_token_revokes_its_family() {
     let h = harness();
     let (access, refresh_token) = tokens(&h);
-    let env = h.env();
-    let res = mcp_auth_core::handle(
-        &env,
-        &form(
+    let (res, audit) = call_audited(
+        &h,
+        Request::form(
             "/revoke",
             &[
                 ("client_id", "c1"),
@@ -123,10 +121,9 @@ fn revoking_a_refresh_token_revokes_its_family() {
                 ("token_type_hint", "refresh_token"),
             ],
         ),
-        mcp_auth_core::Endpoint::ALL,
     );
     assert_eq!(res.status, 200);
-    assert_eq!(env.take_audit()[0].event, AuditKind::TokenRevoked);
+    assert_eq!(audit[0].event, AuditKind::TokenRevoked);
     assert!(!is_active(&h, &access));
     assert_eq!(
         error_of(&refresh(&h, "c1", &refresh_token)),
@@ -138,7 +135,10 @@ fn revoking_a_refresh_token_revokes_its_family() {
 fn revoking_an_access_token_leaves_the_refresh_token() {
     let h = harness();
     let (access, refresh_token) = tokens(&h);
-    let res = h.call(form("/revoke", &[("client_id", "c1"), ("token", &access)]));
+    let res = h.call(Request::form(
+        "/revoke",
+        &[("client_id", "c1"), ("token", &access)],
+    ));
     assert_eq!(res.status, 200);
     assert!(!is_active(&h, &access));
     assert!(is_active(&h, &refresh_token));
@@ -151,13 +151,16 @@ fn unknown_tokens_and_other_clients_tokens_change_nothing() {
     public_client(&h, "c2");
     let before = h.store.snapshot();
     for token in [access.as_str(), refresh_token.as_str(), "unknown"] {
-        let res = h.call(form("/revoke", &[("client_id", "c2"), ("token", token)]));
+        let res = h.call(Request::form(
+            "/revoke",
+            &[("client_id", "c2"), ("token", token)],
+        ));
         assert_eq!(res.status, 200);
     }
     assert_eq!(h.store.snapshot(), before);
-    let unauthenticated = h.call(form("/revoke", &[("token", &access)]));
+    let unauthenticated = h.call(Request::form("/revoke", &[("token", &access)]));
     assert_eq!(error_of(&unauthenticated), "invalid_client");
-    let no_token = h.call(form("/revoke", &[("client_id", "c1")]));
+    let no_token = h.call(Request::form("/revoke", &[("client_id", "c1")]));
     assert_eq!(error_of(&no_token), "invalid_request");
     assert_eq!(h.store.snapshot(), before);
     assert!(is_active(&h, &access));

@@ -52,10 +52,9 @@ fn code_exchange_issues_a_jwt_that_the_jwks_verifies() {
         let h = harness_with(&[("jwt_algorithm", alg)]);
         public_client(&h, "c1");
         let code = code_for(&h, "c1");
-        let env = h.env();
-        let res = mcp_auth_core::handle(
-            &env,
-            &form(
+        let (res, audit) = call_audited(
+            &h,
+            Request::form(
                 "/token",
                 &[
                     ("grant_type", "authorization_code"),
@@ -66,7 +65,6 @@ fn code_exchange_issues_a_jwt_that_the_jwks_verifies() {
                     ("resource", "https://MCP.example.com/mcp/"),
                 ],
             ),
-            mcp_auth_core::Endpoint::ALL,
         );
         assert_eq!(res.header("cache-control"), Some("no-store"));
         let body = ok_json(&res);
@@ -76,7 +74,6 @@ fn code_exchange_issues_a_jwt_that_the_jwks_verifies() {
         assert!(body["refresh_token"]
             .as_str()
             .is_some_and(|r| r.len() == 43));
-        let audit = env.take_audit();
         assert_eq!(audit.len(), 1);
         assert_eq!(audit[0].event, AuditKind::TokenIssued);
         assert_eq!(audit[0].grant_type.as_deref(), Some("authorization_code"));
@@ -192,22 +189,9 @@ fn a_replayed_code_revokes_what_the_first_redemption_produced() {
     let refresh_token = first["refresh_token"].as_str().unwrap();
     assert!(is_active(&h, access));
 
-    let env = h.env();
-    let replay = mcp_auth_core::handle(
-        &env,
-        &form(
-            "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("client_id", "c1"),
-                ("code", &code),
-                ("code_verifier", VERIFIER),
-            ],
-        ),
-        mcp_auth_core::Endpoint::ALL,
-    );
+    let (replay, audit) = call_audited(&h, redeem_request("c1", &code));
     assert_eq!(error_of(&replay), "invalid_grant");
-    assert_eq!(env.take_audit()[0].event, AuditKind::CodeReplay);
+    assert_eq!(audit[0].event, AuditKind::CodeReplay);
     assert!(!is_active(&h, access));
     assert_eq!(error_of(&refresh(&h, "c1", refresh_token)), "invalid_grant");
 }
@@ -249,8 +233,7 @@ fn one_hundred_concurrent_redemptions_yield_exactly_one_token() {
 #[test]
 fn refresh_rotates_and_a_retry_within_the_grace_window_gets_the_same_child() {
     let h = harness();
-    public_client(&h, "c1");
-    let first = ok_json(&redeem(&h, "c1", &code_for(&h, "c1")));
+    let first = signed_in(&h, "c1");
     let r0 = first["refresh_token"].as_str().unwrap();
 
     let second = ok_json(&refresh(&h, "c1", r0));
@@ -273,18 +256,16 @@ fn refresh_rotates_and_a_retry_within_the_grace_window_gets_the_same_child() {
 #[test]
 fn reuse_after_the_grace_window_revokes_the_family() {
     let h = harness();
-    public_client(&h, "c1");
-    let first = ok_json(&redeem(&h, "c1", &code_for(&h, "c1")));
+    let first = signed_in(&h, "c1");
     let r0 = first["refresh_token"].as_str().unwrap();
     let second = ok_json(&refresh(&h, "c1", r0));
     let r1 = second["refresh_token"].as_str().unwrap();
     let access = second["access_token"].as_str().unwrap();
 
     h.clock.advance(31);
-    let env = h.env();
-    let reuse = mcp_auth_core::handle(
-        &env,
-        &form(
+    let (reuse, audit) = call_audited(
+        &h,
+        Request::form(
             "/token",
             &[
                 ("grant_type", "refresh_token"),
@@ -292,10 +273,9 @@ fn reuse_after_the_grace_window_revokes_the_family() {
                 ("refresh_token", r0),
             ],
         ),
-        mcp_auth_core::Endpoint::ALL,
     );
     assert_eq!(error_of(&reuse), "invalid_grant");
-    assert_eq!(env.take_audit()[0].event, AuditKind::RefreshReuse);
+    assert_eq!(audit[0].event, AuditKind::RefreshReuse);
     assert!(!is_active(&h, access));
     assert!(!is_active(&h, first["access_token"].as_str().unwrap()));
     assert_eq!(error_of(&refresh(&h, "c1", r1)), "invalid_grant");
@@ -304,8 +284,7 @@ fn reuse_after_the_grace_window_revokes_the_family() {
 #[test]
 fn a_retry_after_the_child_was_used_is_reuse() {
     let h = harness();
-    public_client(&h, "c1");
-    let first = ok_json(&redeem(&h, "c1", &code_for(&h, "c1")));
+    let first = signed_in(&h, "c1");
     let r0 = first["refresh_token"].as_str().unwrap();
     let r1 = ok_json(&refresh(&h, "c1", r0))["refresh_token"]
         .as_str()
@@ -379,7 +358,7 @@ fn client_credentials_is_for_confidential_clients_that_registered_it() {
     add_client(&h, "cli", None, &["client_credentials"]);
     let cc = |auth: String| {
         h.call(
-            form(
+            Request::form(
                 "/token",
                 &[("grant_type", "client_credentials"), ("scope", "mcp:read")],
             )
@@ -408,7 +387,7 @@ fn client_credentials_needs_a_resource_when_several_are_served() {
     let call = |extra: &[(&str, &str)]| {
         let mut p = vec![("grant_type", "client_credentials")];
         p.extend_from_slice(extra);
-        h.call(form("/token", &p).with_header("authorization", &basic("svc", "s3cret")))
+        h.call(Request::form("/token", &p).with_header("authorization", &basic("svc", "s3cret")))
     };
     assert_eq!(error_of(&call(&[])), "invalid_target");
     let body = ok_json(&call(&[("resource", "https://b.example.com/mcp/")]));

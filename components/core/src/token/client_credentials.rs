@@ -1,12 +1,11 @@
 //! `grant_type=client_credentials` (OAuth 2.1 §4.2): confidential clients acting for
 //! themselves. No refresh token; `sub` is the client.
 
-use super::{requested_resource, Exchange};
+use super::{direct_grant, Exchange};
 use crate::client::Client;
 use crate::env::Env;
 use crate::error::{ErrorCode, OAuthError};
 use crate::http::Params;
-use crate::scope;
 use crate::tokens::{self, Grant, Refresh};
 
 pub(super) fn exchange(env: &Env, client: &Client, params: &Params) -> Exchange {
@@ -22,16 +21,11 @@ pub(super) fn exchange(env: &Env, client: &Client, params: &Params) -> Exchange 
             "this client did not register the client_credentials grant",
         ));
     }
-    let scope = scope::requested(
-        &env.settings,
-        params.get("scope"),
-        client.metadata.scope.as_deref(),
-    )?;
-    let resource = requested_resource(&env.settings, params.get("resource"))?;
+    let (scope, resource) = direct_grant(env, client, params)?;
     let grant = Grant {
         client_id: client.client_id.clone(),
         sub: client.client_id.clone(),
-        scope: scope::join(&scope),
+        scope,
         resource,
         auth_time: None,
         family: tokens::new_family(env),

@@ -13,7 +13,9 @@ use crate::client::{self, Client};
 use crate::env::Env;
 use crate::error::{ErrorCode, OAuthError};
 use crate::http::{Method, Params, Request, Response};
+use crate::records;
 use crate::resource;
+use crate::scope;
 use crate::settings::Settings;
 use crate::tokens::{self, Grant, Issued, Refresh};
 
@@ -22,17 +24,26 @@ pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_cod
 
 /// `POST /token`. Every response, errors included, carries `Cache-Control: no-store`.
 pub fn token(env: &Env, req: &Request) -> Response {
-    match serve(env, req) {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
+    post_form(env, req, serve)
 }
 
-fn serve(env: &Env, req: &Request) -> Result<Response, OAuthError> {
-    if req.method != Method::Post {
-        return Err(method_not_allowed());
-    }
-    let params = req.form_params()?;
+/// The shape of the token-side endpoints: `POST` with a form body (RFC 6749 §3.2), errors
+/// as RFC 6749 §5.2 JSON.
+pub(crate) fn post_form(
+    env: &Env,
+    req: &Request,
+    serve: fn(&Env, &Request, &Params) -> Result<Response, OAuthError>,
+) -> Response {
+    let result = if req.method == Method::Post {
+        req.form_params()
+            .and_then(|params| serve(env, req, &params))
+    } else {
+        Err(OAuthError::new(ErrorCode::MethodNotAllowed, "use POST").with_header("allow", "POST"))
+    };
+    result.unwrap_or_else(OAuthError::into_response)
+}
+
+fn serve(env: &Env, req: &Request, params: &Params) -> Result<Response, OAuthError> {
     let grant_type = params.require("grant_type")?;
     let exchange: fn(&Env, &Client, &Params) -> Exchange = match grant_type {
         "authorization_code" => authorization_code::exchange,
@@ -46,9 +57,10 @@ fn serve(env: &Env, req: &Request) -> Result<Response, OAuthError> {
             ))
         }
     };
-    let client = client::authenticate(env, req, &params)?;
-    let (grant, refresh) = exchange(env, &client, &params)?;
+    let client = client::authenticate(env, req, params)?;
+    let (grant, refresh) = exchange(env, &client, params)?;
     let issued = tokens::issue(env, &grant, refresh)?;
+    records::maybe_sweep(env);
     env.audit(
         AuditEvent::new(AuditKind::TokenIssued, env.now())
             .client(&grant.client_id)
@@ -110,12 +122,24 @@ fn check_resource(params: &Params, granted: &str) -> Result<(), OAuthError> {
     }
 }
 
-/// The resource a request without an authorization step is for: the `resource` sent, if
+/// The scope and resource of a request without an authorization step (client credentials,
+/// device authorization): the scopes asked for or the defaults, and the `resource` sent, if
 /// allowed, else the single configured resource (RFC 8707 §2 lets the server pick a default).
-pub(crate) fn requested_resource(
-    settings: &Settings,
-    sent: Option<&str>,
-) -> Result<String, OAuthError> {
+pub(crate) fn direct_grant(
+    env: &Env,
+    client: &Client,
+    params: &Params,
+) -> Result<(String, String), OAuthError> {
+    let scope = scope::requested(
+        &env.settings,
+        params.get("scope"),
+        client.metadata.scope.as_deref(),
+    )?;
+    let resource = default_resource(&env.settings, params.get("resource"))?;
+    Ok((scope::join(&scope), resource))
+}
+
+fn default_resource(settings: &Settings, sent: Option<&str>) -> Result<String, OAuthError> {
     match (sent, settings.resources.as_slice()) {
         (Some(sent), _) => resource::allowed(settings, sent),
         (None, [only]) => Ok(only.clone()),
@@ -124,8 +148,4 @@ pub(crate) fn requested_resource(
             "`resource` is required: this server serves more than one resource",
         )),
     }
-}
-
-pub(crate) fn method_not_allowed() -> OAuthError {
-    OAuthError::new(ErrorCode::MethodNotAllowed, "use POST").with_header("allow", "POST")
 }

@@ -3,10 +3,11 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use mcp_auth_core::audit::AuditEvent;
 use mcp_auth_core::client::{self, AuthMethod, Client, ClientMetadata, ClientSource};
 use mcp_auth_core::grants::{self, AuthorizationCode};
 use mcp_auth_core::testing::{Harness, MapConfig};
-use mcp_auth_core::{records, Clock, Method, Request, Response};
+use mcp_auth_core::{records, Clock, Endpoint, Request, Response};
 use serde_json::Value;
 
 pub const RESOURCE: &str = "https://mcp.example.com/mcp";
@@ -80,32 +81,35 @@ pub fn code_for(h: &Harness, client_id: &str) -> String {
         .to_string()
 }
 
-pub fn form(path: &str, pairs: &[(&str, &str)]) -> Request {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    Request::new(Method::Post, path)
-        .with_header("content-type", "application/x-www-form-urlencoded")
-        .with_body(body)
-}
-
 pub fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+/// Serve `req` and return the audit events it left, too.
+pub fn call_audited(h: &Harness, req: Request) -> (Response, Vec<AuditEvent>) {
+    let env = h.env();
+    let res = mcp_auth_core::handle(&env, &req, Endpoint::ALL);
+    (res, env.take_audit())
 }
 
 /// `POST /token` for a public client.
 pub fn token(h: &Harness, client_id: &str, pairs: &[(&str, &str)]) -> Response {
     let mut all = vec![("client_id", client_id)];
     all.extend_from_slice(pairs);
-    h.call(form("/token", &all))
+    h.call(Request::form("/token", &all))
 }
 
 pub fn redeem(h: &Harness, client_id: &str, code: &str) -> Response {
-    token(
-        h,
-        client_id,
+    h.call(redeem_request(client_id, code))
+}
+
+/// The token request that redeems `code` as a public client would.
+pub fn redeem_request(client_id: &str, code: &str) -> Request {
+    Request::form(
+        "/token",
         &[
             ("grant_type", "authorization_code"),
+            ("client_id", client_id),
             ("code", code),
             ("code_verifier", VERIFIER),
             ("redirect_uri", REDIRECT),
@@ -122,6 +126,13 @@ pub fn refresh(h: &Harness, client_id: &str, refresh_token: &str) -> Response {
             ("refresh_token", refresh_token),
         ],
     )
+}
+
+/// A public client `client_id` and the token response to its first code: what a client
+/// holds after signing in.
+pub fn signed_in(h: &Harness, client_id: &str) -> Value {
+    public_client(h, client_id);
+    ok_json(&redeem(h, client_id, &code_for(h, client_id)))
 }
 
 /// The body of a 200, or a panic naming what came back.
@@ -146,7 +157,7 @@ pub fn error_of(res: &Response) -> String {
 
 /// Introspect `token` as the configured resource server.
 pub fn introspect(h: &Harness, token: &str) -> Value {
-    let req = form("/introspect", &[("token", token)])
+    let req = Request::form("/introspect", &[("token", token)])
         .with_header("authorization", &basic(RS_BASIC.0, RS_BASIC.1));
     ok_json(&h.call(req))
 }
