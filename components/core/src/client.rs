@@ -140,7 +140,7 @@ pub fn find(env: &Env, client_id: &str) -> Result<Option<Client>, OAuthError> {
 /// this wrong often and both are equally safe. Using two methods at once is refused.
 pub fn authenticate(env: &Env, req: &Request, params: &Params) -> Result<Client, OAuthError> {
     let basic = match req.header("authorization") {
-        Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => {
+        Some(h) if h.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) => {
             Some(parse_basic(&h[6..]).ok_or_else(|| basic_failure("malformed Basic credentials"))?)
         }
         _ => None,
@@ -202,8 +202,9 @@ fn basic_failure(why: &str) -> OAuthError {
     OAuthError::invalid_client(why).with_header("www-authenticate", "Basic realm=\"mcp-auth\"")
 }
 
-/// `base64(urlencode(id) ":" urlencode(secret))`.
-fn parse_basic(encoded: &str) -> Option<(String, String)> {
+/// `base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1); also used for the
+/// resource servers' credentials at `/introspect`.
+pub fn parse_basic(encoded: &str) -> Option<(String, String)> {
     let decoded = STANDARD.decode(encoded.trim()).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;

@@ -37,6 +37,7 @@ pub mod secret;
 pub mod settings;
 pub mod testing;
 pub mod token;
+pub mod tokens;
 pub mod upstream;
 pub mod verify;
 

@@ -104,16 +104,19 @@ pub enum Claim {
     Decide,
     /// Counting attempts (a login form's password tries); see [`count`].
     Attempt,
+    /// Revoking a token family: any count above 0 means revoked.
+    Revoke,
 }
 
 impl Claim {
-    const ALL: [Claim; 3] = [Claim::Redeem, Claim::Decide, Claim::Attempt];
+    const ALL: [Claim; 4] = [Claim::Redeem, Claim::Decide, Claim::Attempt, Claim::Revoke];
 
     fn counter_key(self, key: &str) -> String {
         match self {
             Claim::Redeem => format!("{key}#claim"),
             Claim::Decide => format!("{key}#decide"),
             Claim::Attempt => format!("{key}#attempts"),
+            Claim::Revoke => format!("{key}#revoke"),
         }
     }
 }
@@ -136,11 +139,27 @@ pub fn claims(env: &Env, key: &str, purpose: Claim) -> Result<i64, StoreError> {
     env.store.increment(&purpose.counter_key(key), 0)
 }
 
+/// Take the next slot (1, 2, …) of a list kept beside the record `key`, such as the members
+/// of a token family; the caller writes slot `i`'s entry under a key of its own. Like the sweep
+/// index, concurrent writers never share a slot. The counter is deleted with the record.
+pub fn next_slot(env: &Env, key: &str) -> Result<i64, StoreError> {
+    env.store.increment(&slots_key(key), 1)
+}
+
+/// How many slots of `key`'s list have been taken.
+pub fn slot_count(env: &Env, key: &str) -> Result<i64, StoreError> {
+    env.store.increment(&slots_key(key), 0)
+}
+
+fn slots_key(key: &str) -> String {
+    format!("{key}#slots")
+}
+
 fn delete_claims(env: &Env, key: &str) -> Result<(), StoreError> {
     for purpose in Claim::ALL {
         env.store.delete(&purpose.counter_key(key))?;
     }
-    Ok(())
+    env.store.delete(&slots_key(key))
 }
 
 fn index_for_sweep(env: &Env, key: &str, expires_at: u64) -> Result<(), StoreError> {

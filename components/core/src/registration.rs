@@ -114,9 +114,11 @@ pub struct MetadataDefaults {
 }
 
 impl MetadataDefaults {
-    /// RFC 7591 §2: `authorization_code` only, `client_secret_basic`.
+    /// RFC 7591 §2 defaults to `authorization_code` alone; we add `refresh_token` so that
+    /// clients which omit `grant_types` are not sent back to sign in every hour (MCP pitfall 7).
+    /// The registration response states the grant types, so the client learns what it got.
     pub const REGISTRATION: MetadataDefaults = MetadataDefaults {
-        grant_types: &[AUTHORIZATION_CODE],
+        grant_types: &[AUTHORIZATION_CODE, REFRESH_TOKEN],
         token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
     };
 }
@@ -606,9 +608,9 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_rfc_7591() {
+    fn defaults_follow_rfc_7591_plus_refresh() {
         let m = validate(r#"{"redirect_uris":["https://a.example/cb"]}"#).unwrap();
-        assert_eq!(m.grant_types, [AUTHORIZATION_CODE]);
+        assert_eq!(m.grant_types, [AUTHORIZATION_CODE, REFRESH_TOKEN]);
         assert_eq!(m.response_types, ["code"]);
         assert_eq!(m.token_endpoint_auth_method, AuthMethod::ClientSecretBasic);
         assert_eq!(m.application_type, "web");

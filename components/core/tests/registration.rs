@@ -138,7 +138,7 @@ fn client_secret_post_gets_a_working_secret() {
 }
 
 #[test]
-fn defaults_are_rfc_7591s() {
+fn defaults_are_rfc_7591s_plus_refresh() {
     let h = Harness::new();
     let info = registered(
         &h,
@@ -146,7 +146,10 @@ fn defaults_are_rfc_7591s() {
     );
     assert_eq!(info["token_endpoint_auth_method"], "client_secret_basic");
     assert!(info["client_secret"].is_string());
-    assert_eq!(info["grant_types"], json!(["authorization_code"]));
+    assert_eq!(
+        info["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
     assert_eq!(info["response_types"], json!(["code"]));
     assert_eq!(info["application_type"], "web");
     assert!(info.get("some_future_field").is_none());
@@ -441,7 +444,10 @@ fn update_replaces_metadata_and_keeps_credentials() {
         read["redirect_uris"],
         json!(["https://app.example.com/new"])
     );
-    assert_eq!(read["grant_types"], json!(["authorization_code"]));
+    assert_eq!(
+        read["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
     assert!(read.get("client_secret").is_none());
 
     let after = stored(&h, id).unwrap();

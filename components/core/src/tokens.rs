@@ -1,0 +1,436 @@
+//! Access and refresh tokens: minting, lookup by hash, refresh rotation, token families.
+//!
+//! - **Access tokens** are JWTs (RFC 9068) signed with [`keys::signing_key`]. Each also gets
+//!   a record `access/<sha256(token)>` expiring with it, so introspection and `/verify` cost
+//!   one hash and one `get` instead of a signature check per request (3–6× slower in wasm).
+//!   Revoking an access token deletes its record.
+//! - **Refresh tokens** are opaque 256-bit secrets under `refresh/<sha256(token)>`, rotated on
+//!   every use (OAuth 2.1 §4.3.1) with [`records::claim`].
+//! - **Families**: every token descending from one authorization (a code, a device grant, a
+//!   client-credentials request) shares a family id. The record `family/<id>` lives as long
+//!   as its longest-lived member and carries two counters: `#slots` numbers the members, each
+//!   listed under `family/<id>/<i>` (the member's record key, expiring with it), and
+//!   `#revoke`, which marks the family revoked. Revoking sets the mark, then deletes every
+//!   listed member; issuing lists a member before writing it and reads the mark afterwards, so
+//!   whichever runs second sees the other and no member outlives a revocation. Introspection
+//!   therefore stays at one `get`: a revoked token simply has no record.
+//!
+//! Rotation and the grace window (MCP pitfall 8): the child of a refresh token is derived
+//! from the parent's plaintext and a random salt kept in the parent's record, so a client
+//! that retries the immediately previous refresh token within `refresh_grace_period` seconds
+//! gets the same child again (and a fresh access token) without branching the family. The
+//! salt keeps an old, leaked token from revealing its descendants. After the window, or once
+//! the child itself has been used, presenting the parent is reuse: the family is revoked.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jwt_simple::prelude::{Audiences, Duration, JWTClaims};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::audit::{AuditEvent, AuditKind};
+use crate::env::{Env, StoreError};
+use crate::error::OAuthError;
+use crate::keys;
+use crate::records::{self, Claim};
+use crate::secret::{hash, Secret};
+
+/// What tokens are issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub client_id: String,
+    /// The upstream user; the `client_id` for client credentials.
+    pub sub: String,
+    /// Space-separated scopes of the access token.
+    pub scope: String,
+    /// The normalised resource: the token's `aud`.
+    pub resource: String,
+    pub auth_time: Option<u64>,
+    pub family: String,
+}
+
+/// Whether an issuance includes a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    None,
+    /// A new refresh token (starting a family's chain).
+    New,
+    /// A child from [`rotate`], already stored.
+    Child(String),
+}
+
+/// The tokens of one successful token request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub scope: String,
+    pub refresh_token: Option<String>,
+}
+
+/// An access token's record, under `access/<sha256(token)>`, expiring at `exp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecord {
+    pub client_id: String,
+    pub sub: String,
+    pub aud: String,
+    pub scope: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub jti: String,
+    pub family: String,
+}
+
+/// A refresh token's record, under `refresh/<sha256(token)>`, expiring at `exp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    pub client_id: String,
+    pub sub: String,
+    /// The scope of the original grant; a refresh may narrow the access token's scope but
+    /// the child keeps this one (RFC 6749 §6).
+    pub scope: String,
+    pub resource: String,
+    pub family: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+    pub iat: u64,
+    pub exp: u64,
+    /// Random, base64url: mixed into the child's derivation.
+    salt: String,
+    /// When this token was rotated; `None` while it is current (or while its rotation is
+    /// being written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<u64>,
+}
+
+/// The custom claims of our access tokens (RFC 9068 §2.2).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub client_id: String,
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+}
+
+pub fn access_key(token: &str) -> String {
+    format!("access/{}", hash(token))
+}
+
+pub fn refresh_key(token: &str) -> String {
+    format!("refresh/{}", hash(token))
+}
+
+pub fn family_key(family: &str) -> String {
+    format!("family/{family}")
+}
+
+/// A fresh family id, for grants that have no secret of their own to name it by.
+pub fn new_family(env: &Env) -> String {
+    Secret::generate(env).hash()
+}
+
+/// Issue an access token (and a refresh token as `refresh` says) for `grant`.
+///
+/// If the family is revoked while this runs (a code replay or refresh reuse racing it), the
+/// response still goes out but nothing it names stays valid: exactly as if the revocation had
+/// come a moment later.
+pub fn issue(env: &Env, grant: &Grant, refresh: Refresh) -> Result<Issued, OAuthError> {
+    keep_family(env, &grant.family)?;
+    let refresh_token = match refresh {
+        Refresh::None => None,
+        Refresh::New => {
+            let token = Secret::generate(env).expose().to_string();
+            store_refresh(env, &token, &new_refresh_record(env, grant))?;
+            Some(token)
+        }
+        Refresh::Child(token) => Some(token),
+    };
+    let access_token = mint_access(env, grant)?;
+    if is_revoked(env, &grant.family)? {
+        records::delete(env, &access_key(&access_token))?;
+        if let Some(token) = &refresh_token {
+            records::delete(env, &refresh_key(token))?;
+        }
+    }
+    Ok(Issued {
+        access_token,
+        expires_in: env.settings.access_token_lifetime,
+        scope: grant.scope.clone(),
+        refresh_token,
+    })
+}
+
+/// Rotate refresh token `presented` (whose live record is `record`): the child token to
+/// hand out, or `invalid_grant` after revoking the family when this is reuse.
+pub fn rotate(env: &Env, presented: &str, record: &RefreshRecord) -> Result<String, OAuthError> {
+    let revoked = || OAuthError::invalid_grant("the refresh token has been revoked");
+    if is_revoked(env, &record.family)? {
+        return Err(revoked());
+    }
+    let key = refresh_key(presented);
+    let child = child_of(presented, &record.salt);
+    let now = env.now();
+    if records::claim(env, &key, Claim::Redeem)? {
+        let child_record = RefreshRecord {
+            iat: now,
+            exp: now + env.settings.refresh_token_lifetime,
+            salt: new_salt(env),
+            rotated_at: None,
+            ..record.clone()
+        };
+        store_refresh(env, &child, &child_record)?;
+        mark_rotated(env, &key, record, now)?;
+        return Ok(child);
+    }
+    // Rotated before: a retry of the immediately previous token, or reuse.
+    let Some(current) = records::get::<RefreshRecord>(env, &key)? else {
+        return Err(revoked());
+    };
+    let rotated_at = match current.rotated_at {
+        Some(at) => at,
+        None => {
+            // The winner has not recorded its rotation yet: this retry counts as within the
+            // window, and its time starts the window should the winner never record one.
+            mark_rotated(env, &key, &current, now)?;
+            now
+        }
+    };
+    let child_used = records::claims(env, &refresh_key(&child), Claim::Redeem)? > 0;
+    if now <= rotated_at + env.settings.refresh_grace_period && !child_used {
+        return Ok(child);
+    }
+    revoke_family(env, &record.family)?;
+    env.audit(
+        AuditEvent::new(AuditKind::RefreshReuse, now)
+            .client(&record.client_id)
+            .sub(&record.sub),
+    );
+    Err(OAuthError::invalid_grant(
+        "the refresh token was already used; every token of its grant is revoked",
+    ))
+}
+
+/// The live record of access token `token` (one `get`).
+pub fn find_access(env: &Env, token: &str) -> Result<Option<AccessRecord>, StoreError> {
+    records::get(env, &access_key(token))
+}
+
+/// The live record of refresh token `token`, rotated or not.
+pub fn find_refresh(env: &Env, token: &str) -> Result<Option<RefreshRecord>, StoreError> {
+    records::get(env, &refresh_key(token))
+}
+
+/// The record of refresh token `token` if it is still the current one of its chain.
+pub fn find_current_refresh(env: &Env, token: &str) -> Result<Option<RefreshRecord>, StoreError> {
+    let Some(record) = find_refresh(env, token)? else {
+        return Ok(None);
+    };
+    Ok((records::claims(env, &refresh_key(token), Claim::Redeem)? == 0).then_some(record))
+}
+
+/// Revoke one access token.
+pub fn revoke_access(env: &Env, token: &str) -> Result<(), StoreError> {
+    records::delete(env, &access_key(token))
+}
+
+/// Revoke every token of `family`, now and as it is being issued.
+///
+/// Cost: one `get` per member ever listed (two per refresh), on this rare path only.
+pub fn revoke_family(env: &Env, family: &str) -> Result<(), StoreError> {
+    let key = family_key(family);
+    if records::get::<()>(env, &key)?.is_none() {
+        // Give the revocation mark a record to be swept with.
+        keep_family(env, family)?;
+    }
+    records::claim(env, &key, Claim::Revoke)?;
+    for slot in 1..=records::slot_count(env, &key)? {
+        if let Some(member) = records::get::<String>(env, &member_slot_key(family, slot))? {
+            records::delete(env, &member)?;
+        }
+    }
+    Ok(())
+}
+
+fn is_revoked(env: &Env, family: &str) -> Result<bool, StoreError> {
+    Ok(records::claims(env, &family_key(family), Claim::Revoke)? > 0)
+}
+
+/// (Re)write the family record so that it outlives every member issued now.
+fn keep_family(env: &Env, family: &str) -> Result<(), StoreError> {
+    let s = &env.settings;
+    let expires_at = env.now() + s.access_token_lifetime.max(s.refresh_token_lifetime);
+    records::put(env, &family_key(family), &(), Some(expires_at))
+}
+
+fn member_slot_key(family: &str, slot: i64) -> String {
+    format!("family/{family}/{slot}")
+}
+
+/// List `member_key` in `family`, then write the member's record.
+fn put_member<T: Serialize>(
+    env: &Env,
+    family: &str,
+    member_key: &str,
+    record: &T,
+    expires_at: u64,
+) -> Result<(), StoreError> {
+    let slot = records::next_slot(env, &family_key(family))?;
+    records::put(
+        env,
+        &member_slot_key(family, slot),
+        &member_key,
+        Some(expires_at),
+    )?;
+    records::put(env, member_key, record, Some(expires_at))
+}
+
+fn mint_access(env: &Env, grant: &Grant) -> Result<String, OAuthError> {
+    let key = keys::signing_key(env)?;
+    let now = env.now();
+    let exp = now + env.settings.access_token_lifetime;
+    let jti = URL_SAFE_NO_PAD.encode(env.random_bytes::<16>());
+    let claims = JWTClaims {
+        issued_at: Some(Duration::from_secs(now)),
+        expires_at: Some(Duration::from_secs(exp)),
+        invalid_before: None,
+        issuer: Some(env.settings.issuer.clone()),
+        subject: Some(grant.sub.clone()),
+        audiences: Some(Audiences::AsString(grant.resource.clone())),
+        jwt_id: Some(jti.clone()),
+        nonce: None,
+        custom: AccessClaims {
+            client_id: grant.client_id.clone(),
+            scope: grant.scope.clone(),
+            auth_time: grant.auth_time,
+        },
+    };
+    let token = key.sign_access_token(claims)?;
+    let record = AccessRecord {
+        client_id: grant.client_id.clone(),
+        sub: grant.sub.clone(),
+        aud: grant.resource.clone(),
+        scope: grant.scope.clone(),
+        iat: now,
+        exp,
+        jti,
+        family: grant.family.clone(),
+    };
+    put_member(env, &grant.family, &access_key(&token), &record, exp)?;
+    Ok(token)
+}
+
+fn new_refresh_record(env: &Env, grant: &Grant) -> RefreshRecord {
+    let now = env.now();
+    RefreshRecord {
+        client_id: grant.client_id.clone(),
+        sub: grant.sub.clone(),
+        scope: grant.scope.clone(),
+        resource: grant.resource.clone(),
+        family: grant.family.clone(),
+        auth_time: grant.auth_time,
+        iat: now,
+        exp: now + env.settings.refresh_token_lifetime,
+        salt: new_salt(env),
+        rotated_at: None,
+    }
+}
+
+fn store_refresh(env: &Env, token: &str, record: &RefreshRecord) -> Result<(), StoreError> {
+    put_member(env, &record.family, &refresh_key(token), record, record.exp)
+}
+
+/// Record when `record` (under `key`) was rotated. Its expiry stays, so that a late reuse is
+/// still recognised as reuse.
+fn mark_rotated(env: &Env, key: &str, record: &RefreshRecord, now: u64) -> Result<(), StoreError> {
+    let rotated = RefreshRecord {
+        rotated_at: Some(now),
+        ..record.clone()
+    };
+    records::update(env, key, &rotated, Some(record.exp))
+}
+
+fn new_salt(env: &Env) -> String {
+    URL_SAFE_NO_PAD.encode(env.random_bytes::<16>())
+}
+
+/// `base64url(SHA-256("mcp-auth/rotate" || salt || parent))`: the same child for every
+/// retry of one parent.
+fn child_of(parent: &str, salt: &str) -> String {
+    let mut digest = Sha256::new();
+    digest.update(b"mcp-auth/rotate");
+    digest.update(salt.as_bytes());
+    digest.update(parent.as_bytes());
+    URL_SAFE_NO_PAD.encode(digest.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Harness;
+
+    fn grant(family: &str) -> Grant {
+        Grant {
+            client_id: "c1".into(),
+            sub: "alice".into(),
+            scope: "mcp:read".into(),
+            resource: "http://localhost:8001/mcp".into(),
+            auth_time: Some(1),
+            family: family.into(),
+        }
+    }
+
+    #[test]
+    fn children_are_deterministic_per_parent_and_salt() {
+        assert_eq!(child_of("p", "s"), child_of("p", "s"));
+        assert_ne!(child_of("p", "s"), child_of("p", "t"));
+        assert_ne!(child_of("p", "s"), child_of("q", "s"));
+        assert_eq!(child_of("p", "s").len(), 43);
+    }
+
+    #[test]
+    fn revoking_a_family_deletes_every_member() {
+        let h = Harness::new();
+        let env = h.env();
+        let a = issue(&env, &grant("f1"), Refresh::New).unwrap();
+        let b = issue(&env, &grant("f2"), Refresh::New).unwrap();
+        revoke_family(&env, "f1").unwrap();
+        assert!(find_access(&env, &a.access_token).unwrap().is_none());
+        assert!(find_refresh(&env, a.refresh_token.as_deref().unwrap())
+            .unwrap()
+            .is_none());
+        assert!(find_access(&env, &b.access_token).unwrap().is_some());
+    }
+
+    #[test]
+    fn tokens_issued_into_a_revoked_family_are_dead_on_arrival() {
+        let h = Harness::new();
+        let env = h.env();
+        revoke_family(&env, "f1").unwrap();
+        let a = issue(&env, &grant("f1"), Refresh::New).unwrap();
+        assert!(find_access(&env, &a.access_token).unwrap().is_none());
+        assert!(find_refresh(&env, a.refresh_token.as_deref().unwrap())
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_family_and_its_index_are_swept_after_expiry() {
+        let h = Harness::new();
+        let env = h.env();
+        records::sweep_some(&env).unwrap(); // a running server has swept before
+        let a = issue(&env, &grant("f1"), Refresh::New).unwrap();
+        let refresh = a.refresh_token.unwrap();
+        let record = find_refresh(&env, &refresh).unwrap().unwrap();
+        rotate(&env, &refresh, &record).unwrap();
+        h.clock.advance(env.settings.refresh_token_lifetime + 120);
+        let env = h.env();
+        while records::sweep_some(&env).unwrap() > 0 {}
+        let left: Vec<String> = h
+            .store
+            .keys()
+            .into_iter()
+            .filter(|k| !k.starts_with("keys/") && k != "sweep/cursor")
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}

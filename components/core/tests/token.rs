@@ -1,0 +1,398 @@
+//! `POST /token`: authorization codes, refresh rotation, client credentials.
+
+mod token_support;
+
+use jwt_simple::prelude::*;
+use mcp_auth_core::audit::AuditKind;
+use mcp_auth_core::testing::{Harness, TEST_EPOCH};
+use mcp_auth_core::{Clock, Method, Request};
+use token_support::*;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Custom {
+    client_id: String,
+    scope: String,
+    auth_time: Option<u64>,
+}
+
+/// Verify `token` with the key the JWKS publishes under its `kid`.
+fn verify_with_jwks(h: &Harness, token: &str) -> JWTClaims<Custom> {
+    let meta = Token::decode_metadata(token).unwrap();
+    assert_eq!(meta.signature_type(), Some("at+jwt"));
+    let kid = meta.key_id().unwrap().to_string();
+    let jwks = ok_json(&h.call(Request::new(Method::Get, "/jwks")));
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .expect("the token's kid is published")
+        .to_string();
+    let options = VerificationOptions {
+        artificial_time: Some(Duration::from_secs(h.clock.now())),
+        allowed_issuers: Some(HashSet::from_strings(&["http://127.0.0.1:3000"])),
+        allowed_audiences: Some(HashSet::from_strings(&[RESOURCE])),
+        ..Default::default()
+    };
+    match meta.algorithm() {
+        "ES256" => ES256PublicKey::from_jwk(&jwk)
+            .unwrap()
+            .verify_token(token, Some(options)),
+        "EdDSA" => Ed25519PublicKey::from_jwk(&jwk)
+            .unwrap()
+            .verify_token(token, Some(options)),
+        other => panic!("unexpected alg {other}"),
+    }
+    .unwrap()
+}
+
+#[test]
+fn code_exchange_issues_a_jwt_that_the_jwks_verifies() {
+    for alg in ["ES256", "EdDSA"] {
+        let h = harness_with(&[("jwt_algorithm", alg)]);
+        public_client(&h, "c1");
+        let code = code_for(&h, "c1");
+        let (res, audit) = call_audited(
+            &h,
+            Request::form(
+                "/token",
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", "c1"),
+                    ("code", &code),
+                    ("code_verifier", VERIFIER),
+                    ("redirect_uri", REDIRECT),
+                    ("resource", "https://MCP.example.com/mcp/"),
+                ],
+            ),
+        );
+        assert_eq!(res.header("cache-control"), Some("no-store"));
+        let body = ok_json(&res);
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 3600);
+        assert_eq!(body["scope"], "mcp:read mcp:write");
+        assert!(body["refresh_token"]
+            .as_str()
+            .is_some_and(|r| r.len() == 43));
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].event, AuditKind::TokenIssued);
+        assert_eq!(audit[0].grant_type.as_deref(), Some("authorization_code"));
+
+        let claims = verify_with_jwks(&h, body["access_token"].as_str().unwrap());
+        assert_eq!(
+            Token::decode_metadata(body["access_token"].as_str().unwrap())
+                .unwrap()
+                .algorithm(),
+            alg
+        );
+        assert_eq!(claims.issuer.as_deref(), Some("http://127.0.0.1:3000"));
+        assert_eq!(claims.subject.as_deref(), Some("alice"));
+        assert_eq!(claims.issued_at, Some(Duration::from_secs(TEST_EPOCH)));
+        assert_eq!(
+            claims.expires_at,
+            Some(Duration::from_secs(TEST_EPOCH + 3600))
+        );
+        assert!(claims.jwt_id.is_some());
+        assert_eq!(claims.custom.client_id, "c1");
+        assert_eq!(claims.custom.scope, "mcp:read mcp:write");
+        assert_eq!(claims.custom.auth_time, Some(TEST_EPOCH - 5));
+    }
+}
+
+#[test]
+fn a_wrong_verifier_does_not_burn_the_code() {
+    let h = harness();
+    public_client(&h, "c1");
+    let code = code_for(&h, "c1");
+    let before = h.store.snapshot();
+    let res = token(
+        &h,
+        "c1",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            (
+                "code_verifier",
+                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
+            ),
+        ],
+    );
+    assert_eq!(error_of(&res), "invalid_grant");
+    assert_eq!(h.store.snapshot(), before);
+    ok_json(&redeem(&h, "c1", &code));
+}
+
+#[test]
+fn bad_requests_are_refused_without_changing_anything() {
+    let h = harness();
+    public_client(&h, "c1");
+    public_client(&h, "c2");
+    let code = code_for(&h, "c1");
+    let before = h.store.snapshot();
+    let base = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", VERIFIER),
+    ];
+    let with = |extra: (&'static str, &'static str)| {
+        let mut p = base.to_vec();
+        p.push(extra);
+        p
+    };
+    let cases = vec![
+        (
+            with(("redirect_uri", "http://127.0.0.1:9000/other")),
+            "c1",
+            "invalid_grant",
+        ),
+        (
+            with(("resource", "https://mcp.example.com/other")),
+            "c1",
+            "invalid_target",
+        ),
+        (with(("resource", "not a uri")), "c1", "invalid_target"),
+        (base.to_vec(), "c2", "invalid_grant"),
+        (base[..2].to_vec(), "c1", "invalid_request"),
+        (vec![("code", code.as_str())], "c1", "invalid_request"),
+        (
+            vec![("grant_type", "password")],
+            "c1",
+            "unsupported_grant_type",
+        ),
+        (base.to_vec(), "nobody", "invalid_client"),
+    ];
+    for (params, client, expected) in cases {
+        assert_eq!(
+            error_of(&token(&h, client, &params)),
+            expected,
+            "{params:?}"
+        );
+    }
+    let json = Request::new(Method::Post, "/token")
+        .with_header("content-type", "application/json")
+        .with_body("{}");
+    assert_eq!(error_of(&h.call(json)), "invalid_request");
+    let get = h.call(Request::new(Method::Get, "/token"));
+    assert_eq!(get.status, 405);
+    assert_eq!(get.header("allow"), Some("POST"));
+    assert_eq!(h.store.snapshot(), before);
+    ok_json(&redeem(&h, "c1", &code));
+}
+
+#[test]
+fn a_replayed_code_revokes_what_the_first_redemption_produced() {
+    let h = harness();
+    public_client(&h, "c1");
+    let code = code_for(&h, "c1");
+    let first = ok_json(&redeem(&h, "c1", &code));
+    let access = first["access_token"].as_str().unwrap();
+    let refresh_token = first["refresh_token"].as_str().unwrap();
+    assert!(is_active(&h, access));
+
+    let (replay, audit) = call_audited(&h, redeem_request("c1", &code));
+    assert_eq!(error_of(&replay), "invalid_grant");
+    assert_eq!(audit[0].event, AuditKind::CodeReplay);
+    assert!(!is_active(&h, access));
+    assert_eq!(error_of(&refresh(&h, "c1", refresh_token)), "invalid_grant");
+}
+
+#[test]
+fn clients_without_the_refresh_grant_get_no_refresh_token() {
+    let h = harness();
+    add_client(&h, "c1", None, &["authorization_code"]);
+    let body = ok_json(&redeem(&h, "c1", &code_for(&h, "c1")));
+    assert!(body.get("refresh_token").is_none());
+}
+
+#[test]
+fn one_hundred_concurrent_redemptions_yield_exactly_one_token() {
+    let h = harness();
+    public_client(&h, "c1");
+    // The signing key exists already, as on any server that has issued a token.
+    mcp_auth_core::keys::signing_key(&h.env()).unwrap();
+    let code = code_for(&h, "c1");
+    let responses: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100)
+            .map(|_| s.spawn(|| redeem(&h, "c1", &code)))
+            .collect();
+        handles.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let winners: Vec<_> = responses.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(winners.len(), 1);
+    for loser in responses.iter().filter(|r| r.status != 200) {
+        assert_eq!(error_of(loser), "invalid_grant");
+    }
+    // Every loser was a replay, so the winner's tokens end revoked.
+    let access = winners[0].json_body().unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!is_active(&h, &access));
+}
+
+#[test]
+fn refresh_rotates_and_a_retry_within_the_grace_window_gets_the_same_child() {
+    let h = harness();
+    let first = signed_in(&h, "c1");
+    let r0 = first["refresh_token"].as_str().unwrap();
+
+    let second = ok_json(&refresh(&h, "c1", r0));
+    let r1 = second["refresh_token"].as_str().unwrap();
+    assert_ne!(r0, r1);
+    assert_ne!(first["access_token"], second["access_token"]);
+
+    h.clock.advance(10); // within the default 30 s
+    let retry = ok_json(&refresh(&h, "c1", r0));
+    assert_eq!(retry["refresh_token"].as_str(), Some(r1));
+    assert_ne!(retry["access_token"], second["access_token"]);
+    assert!(is_active(&h, first["access_token"].as_str().unwrap()));
+    assert!(is_active(&h, retry["access_token"].as_str().unwrap()));
+
+    // The family did not branch: the child rotates on as usual.
+    let third = ok_json(&refresh(&h, "c1", r1));
+    assert_ne!(third["refresh_token"].as_str(), Some(r1));
+}
+
+#[test]
+fn reuse_after_the_grace_window_revokes_the_family() {
+    let h = harness();
+    let first = signed_in(&h, "c1");
+    let r0 = first["refresh_token"].as_str().unwrap();
+    let second = ok_json(&refresh(&h, "c1", r0));
+    let r1 = second["refresh_token"].as_str().unwrap();
+    let access = second["access_token"].as_str().unwrap();
+
+    h.clock.advance(31);
+    let (reuse, audit) = call_audited(
+        &h,
+        Request::form(
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "c1"),
+                ("refresh_token", r0),
+            ],
+        ),
+    );
+    assert_eq!(error_of(&reuse), "invalid_grant");
+    assert_eq!(audit[0].event, AuditKind::RefreshReuse);
+    assert!(!is_active(&h, access));
+    assert!(!is_active(&h, first["access_token"].as_str().unwrap()));
+    assert_eq!(error_of(&refresh(&h, "c1", r1)), "invalid_grant");
+}
+
+#[test]
+fn a_retry_after_the_child_was_used_is_reuse() {
+    let h = harness();
+    let first = signed_in(&h, "c1");
+    let r0 = first["refresh_token"].as_str().unwrap();
+    let r1 = ok_json(&refresh(&h, "c1", r0))["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r2 = ok_json(&refresh(&h, "c1", &r1))["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(error_of(&refresh(&h, "c1", r0)), "invalid_grant");
+    assert_eq!(error_of(&refresh(&h, "c1", &r2)), "invalid_grant");
+}
+
+#[test]
+fn refresh_may_narrow_the_scope_and_is_bound_to_its_client_and_resource() {
+    let h = harness();
+    public_client(&h, "c1");
+    public_client(&h, "c2");
+    let first = ok_json(&redeem(&h, "c1", &code_for(&h, "c1")));
+    let r0 = first["refresh_token"].as_str().unwrap();
+    let before = h.store.snapshot();
+    let refused = [
+        (
+            vec![("scope", "mcp:read offline_access")],
+            "c1",
+            "invalid_scope",
+        ),
+        (
+            vec![("resource", "https://mcp.example.com/other")],
+            "c1",
+            "invalid_target",
+        ),
+        (vec![], "c2", "invalid_grant"),
+    ];
+    for (extra, client, expected) in refused {
+        let mut params = vec![("grant_type", "refresh_token"), ("refresh_token", r0)];
+        params.extend(extra);
+        assert_eq!(error_of(&token(&h, client, &params)), expected);
+    }
+    assert_eq!(h.store.snapshot(), before);
+
+    let narrowed = ok_json(&token(
+        &h,
+        "c1",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", r0),
+            ("scope", "mcp:read"),
+            ("resource", RESOURCE),
+        ],
+    ));
+    assert_eq!(narrowed["scope"], "mcp:read");
+    assert_eq!(
+        introspect(&h, narrowed["access_token"].as_str().unwrap())["scope"],
+        "mcp:read"
+    );
+    // The child keeps the original grant's scope.
+    let next = ok_json(&refresh(
+        &h,
+        "c1",
+        narrowed["refresh_token"].as_str().unwrap(),
+    ));
+    assert_eq!(next["scope"], "mcp:read mcp:write");
+}
+
+#[test]
+fn client_credentials_is_for_confidential_clients_that_registered_it() {
+    let h = harness();
+    add_client(&h, "svc", Some("s3cret"), &["client_credentials"]);
+    add_client(&h, "web", Some("s3cret"), &["authorization_code"]);
+    add_client(&h, "cli", None, &["client_credentials"]);
+    let cc = |auth: String| {
+        h.call(
+            Request::form(
+                "/token",
+                &[("grant_type", "client_credentials"), ("scope", "mcp:read")],
+            )
+            .with_header("authorization", &auth),
+        )
+    };
+    let body = ok_json(&cc(basic("svc", "s3cret")));
+    assert!(body.get("refresh_token").is_none());
+    let seen = introspect(&h, body["access_token"].as_str().unwrap());
+    assert_eq!(seen["sub"], "svc");
+    assert_eq!(seen["aud"], RESOURCE);
+    assert_eq!(seen["scope"], "mcp:read");
+
+    assert_eq!(error_of(&cc(basic("web", "s3cret"))), "unauthorized_client");
+    let public = token(&h, "cli", &[("grant_type", "client_credentials")]);
+    assert_eq!(error_of(&public), "unauthorized_client");
+}
+
+#[test]
+fn client_credentials_needs_a_resource_when_several_are_served() {
+    let h = harness_with(&[(
+        "mcp_server",
+        "https://a.example.com/mcp https://b.example.com/mcp",
+    )]);
+    add_client(&h, "svc", Some("s3cret"), &["client_credentials"]);
+    let call = |extra: &[(&str, &str)]| {
+        let mut p = vec![("grant_type", "client_credentials")];
+        p.extend_from_slice(extra);
+        h.call(Request::form("/token", &p).with_header("authorization", &basic("svc", "s3cret")))
+    };
+    assert_eq!(error_of(&call(&[])), "invalid_target");
+    let body = ok_json(&call(&[("resource", "https://b.example.com/mcp/")]));
+    assert_eq!(
+        introspect(&h, body["access_token"].as_str().unwrap())["aud"],
+        "https://b.example.com/mcp"
+    );
+}
