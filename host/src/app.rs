@@ -12,7 +12,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::config::ComponentConfig;
 use crate::engine::Runtime;
 use crate::error::Error;
-use crate::keyvalue::KeyValueAccess;
+use crate::keyvalue::{AllowedStore, KeyValueAccess};
 use crate::manifest::{ComponentSpec, Manifest};
 use crate::outbound::AllowList;
 use crate::routing::Router;
@@ -83,7 +83,10 @@ fn load_component(
         .map_err(component_error)?;
     let allow = AllowList::parse(&hosts).map_err(component_error)?;
     // Spin refuses at start-up a label that no runtime config defines; so do we.
-    let mut kv = KeyValueAccess::default();
+    let mut kv = KeyValueAccess {
+        allowed: Vec::new(),
+        known: Arc::new(stores.keys().cloned().collect()),
+    };
     for label in &spec.key_value_stores {
         let store = stores.get(label).cloned().ok_or_else(|| {
             component_error(format!(
@@ -91,7 +94,10 @@ fn load_component(
                  unless the runtime config adds more)"
             ))
         })?;
-        kv.allowed.push((Arc::from(label.as_str()), Some(store)));
+        kv.allowed.push(AllowedStore {
+            label: Arc::from(label.as_str()),
+            store,
+        });
     }
 
     let source_error = |message: String| Error::Source {
@@ -108,8 +114,15 @@ fn load_component(
             e.to_string()
         })
     })?;
-    let component = crate::cache::load(&runtime.engine, &wasm, cache_dir)
+    let started = std::time::Instant::now();
+    let (component, cached) = crate::cache::load(&runtime.engine, &wasm, cache_dir)
         .map_err(|e| source_error(format!("not a valid component: {e:#}")))?;
+    tracing::info!(
+        component = id,
+        cached,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "component loaded"
+    );
     let pre = runtime
         .linker
         .instantiate_pre(&component)

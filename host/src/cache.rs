@@ -11,13 +11,14 @@ use wasmtime::Engine;
 
 /// Loads the component in `wasm` (its bytes), from `cache_dir` when present there, compiling and
 /// storing it otherwise. A cache that cannot be written only costs the next start a compile.
+/// The flag tells whether the cache answered.
 pub(crate) fn load(
     engine: &Engine,
     wasm: &[u8],
     cache_dir: Option<&Path>,
-) -> wasmtime::Result<Component> {
+) -> wasmtime::Result<(Component, bool)> {
     let Some(dir) = cache_dir else {
-        return Component::new(engine, wasm);
+        return Ok((Component::new(engine, wasm)?, false));
     };
     let path = entry(engine, wasm, dir);
     if path.exists() {
@@ -25,7 +26,7 @@ pub(crate) fn load(
         // function writes into the cache directory, atomically (temp file + rename), under a
         // name bound to the wasm's hash and this engine's compatibility hash.
         match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => return Ok(component),
+            Ok(component) => return Ok((component, true)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry")
             }
@@ -36,7 +37,8 @@ pub(crate) fn load(
         tracing::warn!(path = %path.display(), error = %e, "cannot write the compile cache");
     }
     // SAFETY: the bytes were produced by `precompile_component` of this engine just above.
-    unsafe { Component::deserialize(engine, &compiled) }
+    let component = unsafe { Component::deserialize(engine, &compiled) }?;
+    Ok((component, false))
 }
 
 fn entry(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {

@@ -3,10 +3,11 @@
 //! DESIGN.md §5), over [`mcp_auth_kv::Store`] backends chosen by label.
 //!
 //! The access check lives here in the dispatcher, not in the backends (as in Spin's
-//! `factor-key-value`): a component opens only the labels of its `key_value_stores`
-//! (`access-denied` otherwise) that have a backend (`no-such-store` otherwise). Backend failures
-//! become `other(..)` and are counted in the metrics.
+//! `factor-key-value`): a component opens only the labels of its `key_value_stores`; another
+//! label is `access-denied` when the host has a backend for it and `no-such-store` when it has
+//! none. Backend failures become `other(..)` and are counted in the metrics.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use mcp_auth_kv::Store;
@@ -48,8 +49,17 @@ pub struct Cas {
 /// What one component may reach: its allowed labels, resolved to backends at start-up.
 #[derive(Clone, Default)]
 pub struct KeyValueAccess {
-    /// `(label, backend)`; `None` when the label has no backend (`no-such-store`).
-    pub(crate) allowed: Vec<(Arc<str>, Option<Arc<dyn Store>>)>,
+    /// The component's `key_value_stores`, with their backends.
+    pub(crate) allowed: Vec<AllowedStore>,
+    /// Every label the host has a backend for.
+    pub(crate) known: Arc<HashSet<String>>,
+}
+
+/// One label a component may open.
+#[derive(Clone)]
+pub(crate) struct AllowedStore {
+    pub(crate) label: Arc<str>,
+    pub(crate) store: Arc<dyn Store>,
 }
 
 /// Registers both interfaces on `linker`.
@@ -84,12 +94,15 @@ impl store::Host for HostState {
             .kv
             .allowed
             .iter()
-            .find(|(label, _)| **label == *identifier)
+            .find(|a| *a.label == *identifier)
             .cloned();
-        let (label, store) = match found {
-            None => return Ok(Err(KvError::AccessDenied)),
-            Some((_, None)) => return Ok(Err(KvError::NoSuchStore)),
-            Some((label, Some(store))) => (label, store),
+        let Some(AllowedStore { label, store }) = found else {
+            let error = if self.kv.known.contains(&identifier) {
+                KvError::AccessDenied
+            } else {
+                KvError::NoSuchStore
+            };
+            return Ok(Err(error));
         };
         Ok(Ok(self.table.push(Bucket { label, store })?))
     }

@@ -116,7 +116,7 @@ impl Manifest {
             }
         }
         let mut routes = Vec::new();
-        for (kind, _) in raw.trigger.other.iter() {
+        if let Some(kind) = raw.trigger.other.keys().next() {
             return Err(format!(
                 "trigger type `{kind}` is not supported by this host (only http)"
             ));

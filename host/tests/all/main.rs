@@ -1,6 +1,7 @@
 //! Integration tests: the host serving the real test guest (`tests/guests`, built for
 //! `wasm32-wasip2` on first use) over real HTTP on 127.0.0.1.
 
+mod bench;
 mod cli;
 mod support;
 
@@ -300,6 +301,19 @@ async fn outbound_requests_follow_the_allow_list() {
     other_task.abort();
 }
 
+/// The counter values in successful responses, sorted.
+fn sorted_counts(results: Vec<(u16, String)>) -> Vec<i64> {
+    let mut seen: Vec<i64> = results
+        .into_iter()
+        .map(|(s, b)| {
+            assert_eq!(s, 200, "{b}");
+            b.parse().unwrap()
+        })
+        .collect();
+    seen.sort();
+    seen
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyvalue_from_a_guest() {
     let manifest = single_component_manifest("").replace(
@@ -341,16 +355,10 @@ async fn keyvalue_from_a_guest() {
         out
     };
     // increment: every caller sees a distinct value, 1..=100.
-    let mut seen: Vec<i64> = concurrently("/kv/incr?key=counter")
-        .await
-        .into_iter()
-        .map(|(s, b)| {
-            assert_eq!(s, 200, "{b}");
-            b.parse().unwrap()
-        })
-        .collect();
-    seen.sort();
-    assert_eq!(seen, (1..=100).collect::<Vec<_>>());
+    assert_eq!(
+        sorted_counts(concurrently("/kv/incr?key=counter").await),
+        (1..=100).collect::<Vec<_>>()
+    );
     // compare-and-swap claim: exactly one winner.
     let results = concurrently("/kv/claim?key=claim").await;
     assert_eq!(
@@ -360,16 +368,10 @@ async fn keyvalue_from_a_guest() {
     );
     assert_eq!(results.iter().filter(|(s, _)| *s == 409).count(), 99);
     // compare-and-swap with retries: no lost update.
-    let mut seen: Vec<u64> = concurrently("/kv/cas-incr?key=cas")
-        .await
-        .into_iter()
-        .map(|(s, b)| {
-            assert_eq!(s, 200, "{b}");
-            b.parse().unwrap()
-        })
-        .collect();
-    seen.sort();
-    assert_eq!(seen, (1..=100).collect::<Vec<_>>());
+    assert_eq!(
+        sorted_counts(concurrently("/kv/cas-incr?key=cas").await),
+        (1..=100).collect::<Vec<_>>()
+    );
 
     let metrics = host.get("/metrics").await.1;
     assert!(

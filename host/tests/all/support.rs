@@ -199,6 +199,17 @@ pub fn write_app(dir: &Path, manifest: &str, dotenv: Option<&str>) -> PathBuf {
     path
 }
 
+/// An HTTP/1.1 client connection to `addr`.
+pub async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 /// One HTTP/1.1 request on its own connection: status and body text.
 pub async fn request(
     addr: SocketAddr,
@@ -207,12 +218,7 @@ pub async fn request(
     body: Vec<u8>,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = connect(addr).await;
     let mut req = http::Request::builder()
         .method(method)
         .uri(path)
