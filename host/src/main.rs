@@ -1,0 +1,152 @@
+//! `mcp-auth`: serve the mcp-auth components (`serve`), or hash a password for the
+//! `local_users` variable (`hash-password`).
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use mcp_auth_host::{Limits, Options, Server};
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-auth",
+    version,
+    about = "OAuth 2.1 authorization server for MCP, on wasmtime"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the application described by a Spin manifest.
+    Serve(ServeArgs),
+    /// Read a password on standard input and print its Argon2id PHC string, for `local_users`
+    /// (`name:PHC` pairs).
+    HashPassword,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The Spin manifest (spin_manifest_version = 2).
+    #[arg(long, default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Spin runtime-config file selecting key-value backends (e.g. Redis).
+    #[arg(long)]
+    runtime_config: Option<PathBuf>,
+    /// Directory of the embedded key-value store.
+    #[arg(long, default_value = ".mcp-auth")]
+    data_dir: PathBuf,
+    /// Directory of precompiled components (default: $XDG_CACHE_HOME/mcp-auth).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// The .env file (default: .env beside the manifest).
+    #[arg(long)]
+    env_file: Option<PathBuf>,
+    /// Requests served at once (the instance pool's size).
+    #[arg(long, default_value_t = 100)]
+    max_concurrent_requests: u32,
+    /// Wall-time limit of one request, in seconds.
+    #[arg(long, default_value_t = 30)]
+    request_timeout: u64,
+    /// Linear-memory limit of one instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    max_memory_mib: usize,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::HashPassword => hash_password(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("mcp-auth: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let mut limits = Limits::default();
+        limits.max_concurrent_requests = args.max_concurrent_requests;
+        limits.request_timeout = Duration::from_secs(args.request_timeout);
+        limits.max_memory_bytes = args.max_memory_mib << 20;
+        let mut options = Options::default();
+        options.runtime_config = args.runtime_config;
+        options.data_dir = args.data_dir;
+        if args.cache_dir.is_some() {
+            options.cache_dir = args.cache_dir;
+        }
+        options.env_file = args.env_file;
+        options.limits = limits;
+        let server = Server::new(&args.manifest, options).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        tracing::info!(address = %args.listen, manifest = %args.manifest.display(), "serving");
+        let stop = server.shutdown_handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            stop.shutdown();
+        });
+        server.serve(listener).await.map_err(|e| e.to_string())
+    })
+}
+
+/// SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+fn hash_password() -> Result<(), String> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    let password = input.strip_suffix('\n').unwrap_or(&input);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err("empty password on standard input".into());
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| format!("cannot hash: {e}"))?;
+    println!("{hash}");
+    Ok(())
+}

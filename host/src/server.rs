@@ -1,0 +1,225 @@
+//! The embedding API: build a [`Server`] from a manifest, `serve` it on a listener, `shutdown`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use mcp_auth_kv::Store;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+use crate::app::App;
+use crate::engine::Runtime;
+use crate::error::Error;
+use crate::manifest::Manifest;
+use crate::metrics::Metrics;
+use crate::request::{self, Shared};
+use crate::variables::{self, Variables};
+
+/// Per-request limits. The defaults suit the mcp-auth components (small JSON and HTML).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Instances served at once: the size of the instance pool and of the semaphore in front
+    /// of it. Requests beyond it wait (within their time limit).
+    pub max_concurrent_requests: u32,
+    /// Wall time of one request, from routing to the last byte of the response.
+    pub request_timeout: Duration,
+    /// Linear memory of one instance.
+    pub max_memory_bytes: usize,
+    /// Request body; larger ones get 413.
+    pub max_request_body_bytes: usize,
+    /// Response body; a guest that writes more gets a 500.
+    pub max_response_body_bytes: usize,
+    /// Outbound connect timeout (a guest may ask for less).
+    pub outbound_connect_timeout: Duration,
+    /// Outbound time to the first response byte, and between bytes (a guest may ask for less).
+    pub outbound_first_byte_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_concurrent_requests: 100,
+            request_timeout: Duration::from_secs(30),
+            max_memory_bytes: 64 << 20,
+            max_request_body_bytes: 1 << 20,
+            max_response_body_bytes: 4 << 20,
+            outbound_connect_timeout: Duration::from_secs(5),
+            outbound_first_byte_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// How to build a [`Server`]; `Options::default()` is what `mcp-auth serve` does without flags.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Spin runtime-config file selecting the key-value backends; none: the embedded store.
+    pub runtime_config: Option<PathBuf>,
+    /// Where the embedded store keeps its data.
+    pub data_dir: PathBuf,
+    /// Where precompiled components are cached; none: no cache.
+    pub cache_dir: Option<PathBuf>,
+    /// The `.env` file; none: `.env` beside the manifest.
+    pub env_file: Option<PathBuf>,
+    /// The environment variables are read from; none: the process environment.
+    pub environment: Option<HashMap<String, String>>,
+    /// Backends by label, instead of opening them from `runtime_config` (for embedding and
+    /// tests).
+    pub stores: Option<HashMap<String, Arc<dyn Store>>>,
+    /// Per-request limits.
+    pub limits: Limits,
+    /// Path of the host's own Prometheus endpoint; none: not served.
+    pub metrics_path: Option<String>,
+    /// How long [`Server::serve`] waits for in-flight requests after a shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            runtime_config: None,
+            data_dir: PathBuf::from(".mcp-auth"),
+            cache_dir: crate::cache::default_dir(),
+            env_file: None,
+            environment: None,
+            stores: None,
+            limits: Limits::default(),
+            metrics_path: Some("/metrics".to_owned()),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A loaded application, ready to serve.
+pub struct Server {
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    grace: Duration,
+}
+
+/// Stops a [`Server`] from elsewhere (a signal handler, another task).
+#[derive(Clone)]
+pub struct ShutdownHandle(watch::Sender<bool>);
+
+impl ShutdownHandle {
+    /// Stops accepting connections; in-flight requests finish.
+    pub fn shutdown(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Server {
+    /// Loads the manifest at `manifest`: resolves variables, opens the stores, compiles (or
+    /// loads from the cache) and pre-instantiates every component. Errors name what to fix.
+    pub fn new(manifest: impl AsRef<Path>, options: Options) -> Result<Self, Error> {
+        let manifest = Manifest::load(manifest.as_ref())?;
+        let environment = options
+            .environment
+            .unwrap_or_else(|| std::env::vars().collect());
+        let env_file = options
+            .env_file
+            .unwrap_or_else(|| manifest.dir.join(".env"));
+        let dotenv = variables::read_dotenv(&env_file)?;
+        let variables = Variables::resolve(&manifest.variables, &environment, &dotenv)?;
+        let stores = match options.stores {
+            Some(stores) => stores,
+            None => mcp_auth_kv::open_from_runtime_config(
+                options.runtime_config.as_deref(),
+                &options.data_dir,
+            )?,
+        };
+        let runtime = Runtime::new(&options.limits)?;
+        let app = App::load(
+            &runtime,
+            &manifest,
+            &variables,
+            &stores,
+            options.cache_dir.as_deref(),
+        )?;
+        let slots = Arc::new(Semaphore::new(
+            options.limits.max_concurrent_requests.max(1) as usize,
+        ));
+        let shared = Arc::new(Shared {
+            engine: runtime.engine,
+            app,
+            metrics: Arc::new(Metrics::default()),
+            limits: options.limits,
+            slots,
+            metrics_path: options.metrics_path,
+        });
+        Ok(Server {
+            shared,
+            shutdown: watch::channel(false).0,
+            grace: options.shutdown_grace,
+        })
+    }
+
+    /// Serves HTTP/1.1 on `listener` until [`Server::shutdown`], then waits for in-flight
+    /// requests (up to the grace period) and returns.
+    pub async fn serve(&self, listener: TcpListener) -> Result<(), Error> {
+        let mut stop = self.shutdown.subscribe();
+        let stopped = async move {
+            // An error means the sender is gone, which cannot happen while `self` lives.
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        tokio::pin!(stopped);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let (stream, client) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: keep serving the others.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut stopped => break,
+            };
+            let shared = self.shared.clone();
+            let service = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(request::handle(shared, req, client).await) }
+            });
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down: finishing in-flight requests");
+        if tokio::time::timeout(self.grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over: dropping the remaining connections");
+        }
+        Ok(())
+    }
+
+    /// Stops accepting connections; [`Server::serve`] returns once in-flight requests finish.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A handle that can stop this server from elsewhere.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown.clone())
+    }
+
+    /// The current metrics, in the Prometheus text format.
+    pub fn metrics(&self) -> String {
+        self.shared.metrics.render()
+    }
+}
