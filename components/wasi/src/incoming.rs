@@ -9,7 +9,7 @@ use crate::bindings::wasi::http::types::{
     ErrorCode as HttpErrorCode, Fields, IncomingRequest, Method as WasiMethod, OutgoingBody,
     OutgoingResponse, ResponseOutparam,
 };
-use crate::streams;
+use crate::message;
 
 /// The header in which Spin (and our host) pass the client's `ip:port`.
 pub const CLIENT_ADDR_HEADER: &str = "spin-client-addr";
@@ -31,33 +31,13 @@ pub fn read_request(request: IncomingRequest) -> Result<Request, Response> {
     });
     let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
     let mut parsed = Request::new(method, &path_with_query);
-    parsed.headers = request
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(name, value)| {
-            (
-                name.to_ascii_lowercase(),
-                String::from_utf8_lossy(&value).into_owned(),
-            )
-        })
-        .collect();
+    parsed.headers = message::header_list(&request.headers());
     parsed.client_addr = parsed.header(CLIENT_ADDR_HEADER).map(client_ip);
-    parsed.body = read_body(&request).map_err(|why| {
+    parsed.body = message::read_body(request.consume(), MAX_BODY).map_err(|why| {
         OAuthError::invalid_request(format!("could not read the request body: {why}"))
             .into_response()
     })?;
     Ok(parsed)
-}
-
-fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, String> {
-    let body = request
-        .consume()
-        .map_err(|()| "the body was already taken".to_string())?;
-    let stream = body
-        .stream()
-        .map_err(|()| "the body stream was already taken".to_string())?;
-    streams::read_up_to(&stream, MAX_BODY)
 }
 
 /// `ip:port` → `ip` (`[::1]:80` → `::1`); anything else is kept as it came.
@@ -90,7 +70,7 @@ pub fn send_response(out: ResponseOutparam, response: Response) {
         }
     };
     ResponseOutparam::set(out, Ok(outgoing));
-    if let Err(e) = streams::write_all(body, &response.body) {
+    if let Err(e) = message::write_all(body, &response.body) {
         eprintln!("mcp-auth: writing the response body failed: {e}");
     }
 }

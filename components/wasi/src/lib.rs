@@ -36,9 +36,9 @@ extern crate self as mcp_auth_wasi;
 
 pub mod config;
 pub mod incoming;
+mod message;
 pub mod outbound;
 pub mod store;
-mod streams;
 pub mod system;
 
 /// Bindings for world `mcp-auth:components/component`, generated once for all components.
@@ -97,10 +97,9 @@ fn answer(request: &mcp_auth_core::Request, group: &Group) -> mcp_auth_core::Res
         }
     };
     let store = store::KeyValue::default();
-    let upstream = outbound::Http::default();
     let env = Env::new(
         &store,
-        &upstream,
+        &outbound::Http,
         &system::WallClock,
         &system::Random,
         settings,

@@ -12,7 +12,7 @@ use crate::bindings::wasi::http::outgoing_handler;
 use crate::bindings::wasi::http::types::{
     Fields, IncomingResponse, OutgoingRequest as WasiRequest, RequestOptions, Scheme,
 };
-use crate::streams;
+use crate::message;
 
 /// Largest upstream response body we read (token responses, user info and CIMD documents
 /// are a few KiB).
@@ -22,7 +22,6 @@ const FIRST_BYTE_TIMEOUT_NS: u64 = 10_000_000_000;
 const BETWEEN_BYTES_TIMEOUT_NS: u64 = 10_000_000_000;
 
 /// Outbound HTTP through the host.
-#[derive(Default)]
 pub struct Http;
 
 impl Upstream for Http {
@@ -82,7 +81,7 @@ fn build(request: &OutgoingRequest) -> Result<WasiRequest, UpstreamError> {
         .set_path_with_query(Some(&path_with_query))
         .map_err(|()| err("bad path"))?;
     let body = outgoing.body().map_err(|()| err("no body"))?;
-    streams::write_all(body, &request.body).map_err(|e| err(&e))?;
+    message::write_all(body, &request.body).map_err(|e| err(&e))?;
     Ok(outgoing)
 }
 
@@ -112,24 +111,8 @@ fn method(method: mcp_auth_core::Method) -> crate::bindings::wasi::http::types::
 
 fn read(response: IncomingResponse) -> Result<UpstreamResponse, String> {
     let status = response.status();
-    let headers = response
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(name, value)| {
-            (
-                name.to_ascii_lowercase(),
-                String::from_utf8_lossy(&value).into_owned(),
-            )
-        })
-        .collect();
-    let body = response
-        .consume()
-        .map_err(|()| "the body was already taken".to_string())?;
-    let stream = body
-        .stream()
-        .map_err(|()| "the body stream was already taken".to_string())?;
-    let bytes = streams::read_up_to(&stream, MAX_RESPONSE_BODY)?;
+    let headers = message::header_list(&response.headers());
+    let bytes = message::read_body(response.consume(), MAX_RESPONSE_BODY)?;
     if bytes.len() > MAX_RESPONSE_BODY {
         return Err(format!(
             "response body larger than {MAX_RESPONSE_BODY} bytes"
