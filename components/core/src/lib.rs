@@ -192,7 +192,60 @@ pub fn route(issuer_path: &str, path: &str) -> Option<Endpoint> {
 
 /// Serve one request. `served` is the set of endpoints this caller answers; any other path
 /// is a 404. Never panics on any input; audit events are left in `env` for the caller.
+///
+/// This reaches every endpoint's code; a WASI component uses [`handle_group`] instead.
 pub fn handle(env: &Env, req: &Request, served: &[Endpoint]) -> Response {
+    serve(env, req, served, dispatch_any)
+}
+
+/// Serve one request for one component's [`Group`]. Only that group's dispatcher is
+/// reachable from here, so link-time optimisation leaves every other group's code (and its
+/// crypto) out of the component: smaller, and least privilege in the binary too.
+pub fn handle_group(env: &Env, req: &Request, group: &Group) -> Response {
+    serve(env, req, group.endpoints, group.dispatch)
+}
+
+/// One component's endpoints and the dispatcher that reaches only their code.
+#[derive(Clone, Copy)]
+pub struct Group {
+    pub endpoints: &'static [Endpoint],
+    dispatch: Dispatch,
+}
+
+/// Answers `endpoint` if it belongs to the group, `None` otherwise.
+type Dispatch = fn(&Env, &Request, Endpoint) -> Option<Response>;
+
+impl Group {
+    pub const DISCOVERY: Group = Group {
+        endpoints: Endpoint::DISCOVERY,
+        dispatch: dispatch_discovery,
+    };
+    pub const REGISTRATION: Group = Group {
+        endpoints: Endpoint::REGISTRATION,
+        dispatch: dispatch_registration,
+    };
+    pub const AUTHORIZE: Group = Group {
+        endpoints: Endpoint::AUTHORIZE,
+        dispatch: dispatch_authorize,
+    };
+    pub const TOKEN: Group = Group {
+        endpoints: Endpoint::TOKEN,
+        dispatch: dispatch_token,
+    };
+    pub const INTROSPECT: Group = Group {
+        endpoints: Endpoint::INTROSPECT,
+        dispatch: dispatch_introspect,
+    };
+    pub const ALL: [Group; 5] = [
+        Group::DISCOVERY,
+        Group::REGISTRATION,
+        Group::AUTHORIZE,
+        Group::TOKEN,
+        Group::INTROSPECT,
+    ];
+}
+
+fn serve(env: &Env, req: &Request, served: &[Endpoint], dispatch: Dispatch) -> Response {
     let Some(endpoint) =
         route(env.settings.issuer_path(), &req.path).filter(|e| served.contains(e))
     else {
@@ -215,7 +268,8 @@ pub fn handle(env: &Env, req: &Request, served: &[Endpoint]) -> Response {
             )
             .with_header("access-control-max-age", "86400");
     }
-    let response = dispatch(env, req, endpoint);
+    let response =
+        dispatch(env, req, endpoint).unwrap_or_else(|| OAuthError::not_found().into_response());
     if cors {
         cors_headers(response)
     } else {
@@ -223,26 +277,57 @@ pub fn handle(env: &Env, req: &Request, served: &[Endpoint]) -> Response {
     }
 }
 
-fn dispatch(env: &Env, req: &Request, endpoint: Endpoint) -> Response {
-    match endpoint {
+fn dispatch_any(env: &Env, req: &Request, endpoint: Endpoint) -> Option<Response> {
+    Group::ALL
+        .iter()
+        .find_map(|group| (group.dispatch)(env, req, endpoint))
+}
+
+fn dispatch_discovery(env: &Env, req: &Request, endpoint: Endpoint) -> Option<Response> {
+    Some(match endpoint {
         Endpoint::AuthorizationServerMetadata => metadata::authorization_server(env, req),
         Endpoint::OpenIdConfiguration => metadata::openid_configuration(env, req),
         Endpoint::ProtectedResourceMetadata => metadata::protected_resource(env, req),
         Endpoint::Jwks => keys::jwks(env, req),
         Endpoint::Health => metadata::health(env, req),
+        _ => return None,
+    })
+}
+
+fn dispatch_registration(env: &Env, req: &Request, endpoint: Endpoint) -> Option<Response> {
+    Some(match endpoint {
         Endpoint::Register => registration::register(env, req),
         Endpoint::ClientConfiguration => registration::manage(env, req),
+        _ => return None,
+    })
+}
+
+fn dispatch_authorize(env: &Env, req: &Request, endpoint: Endpoint) -> Option<Response> {
+    Some(match endpoint {
         Endpoint::Authorize => authorize::authorize(env, req),
         Endpoint::Login => authorize::login(env, req),
         Endpoint::Consent => authorize::consent(env, req),
         Endpoint::Callback => authorize::callback(env, req),
         Endpoint::DeviceVerification => authorize::device_verification(env, req),
+        _ => return None,
+    })
+}
+
+fn dispatch_token(env: &Env, req: &Request, endpoint: Endpoint) -> Option<Response> {
+    Some(match endpoint {
         Endpoint::Token => token::token(env, req),
         Endpoint::DeviceAuthorization => device::device_authorization(env, req),
         Endpoint::Revoke => revocation::revoke(env, req),
+        _ => return None,
+    })
+}
+
+fn dispatch_introspect(env: &Env, req: &Request, endpoint: Endpoint) -> Option<Response> {
+    Some(match endpoint {
         Endpoint::Introspect => introspection::introspect(env, req),
         Endpoint::Verify => verify::verify(env, req),
-    }
+        _ => return None,
+    })
 }
 
 /// CORS for browser MCP clients: any origin, no credentials, `WWW-Authenticate` readable.
@@ -297,6 +382,37 @@ mod tests {
             route("/auth", "/auth/.well-known/openid-configuration"),
             Some(Endpoint::OpenIdConfiguration)
         );
+    }
+
+    #[test]
+    fn every_endpoint_has_exactly_one_group() {
+        for endpoint in Endpoint::ALL {
+            let owners = Group::ALL
+                .iter()
+                .filter(|g| g.endpoints.contains(endpoint))
+                .count();
+            assert_eq!(owners, 1, "{endpoint:?}");
+        }
+        let h = testing::Harness::new();
+        let env = h.env();
+        let req = Request::new(Method::Get, "/");
+        for group in Group::ALL {
+            for endpoint in Endpoint::ALL {
+                let answered = (group.dispatch)(&env, &req, *endpoint).is_some();
+                assert_eq!(answered, group.endpoints.contains(endpoint), "{endpoint:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_group_serves_only_its_own_endpoints() {
+        let h = testing::Harness::new();
+        let res = handle_group(
+            &h.env(),
+            &Request::new(Method::Post, "/token"),
+            &Group::DISCOVERY,
+        );
+        assert_eq!(res.status, 404);
     }
 
     #[test]

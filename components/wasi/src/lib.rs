@@ -1,0 +1,112 @@
+//! mcp-auth's WASI glue: the one place where the pure core meets the WIT imports.
+//!
+//! Every component (`discovery`, `registration`, `authorize`, `token`, `introspect`) is a
+//! few lines that export `wasi:http/incoming-handler` through [`export!`] and call [`serve`]
+//! with its [`Group`]. The bindings for `wit/world.wit` are generated once, here, so the
+//! components share one copy of the capability code:
+//!
+//! | core trait | WIT import |
+//! |---|---|
+//! | [`Store`](mcp_auth_core::Store) | `wasi:keyvalue/store` + `atomics.increment` ([`store`]) |
+//! | [`Upstream`](mcp_auth_core::Upstream) | `wasi:http/outgoing-handler` ([`outbound`]) |
+//! | [`Config`](mcp_auth_core::Config) | `wasi:config/store.get-all` ([`config`]) |
+//! | [`Clock`](mcp_auth_core::Clock) | `wasi:clocks/wall-clock` ([`system`]) |
+//! | [`Rng`](mcp_auth_core::Rng) | `wasi:random/random` ([`system`]) |
+//!
+//! A component:
+//!
+//! ```ignore
+//! struct Discovery;
+//!
+//! impl mcp_auth_wasi::IncomingHandler for Discovery {
+//!     fn handle(request: mcp_auth_wasi::IncomingRequest, out: mcp_auth_wasi::ResponseOutparam) {
+//!         mcp_auth_wasi::serve(request, out, &mcp_auth_wasi::Group::DISCOVERY);
+//!     }
+//! }
+//!
+//! mcp_auth_wasi::export!(Discovery);
+//! ```
+//!
+//! Expired records need no timer here: the core sweeps them itself, a bounded slice on some
+//! of the requests that write records (`mcp_auth_core::records::maybe_sweep`), so the
+//! components run the same under Spin and under our host.
+
+// `export!` names `mcp_auth_wasi::…` paths; this makes them resolve inside this crate too.
+extern crate self as mcp_auth_wasi;
+
+pub mod config;
+pub mod incoming;
+mod message;
+pub mod outbound;
+pub mod store;
+pub mod system;
+
+/// Bindings for world `mcp-auth:components/component`, generated once for all components.
+#[allow(missing_docs, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "component",
+        path: "../../wit",
+        generate_all,
+        // wit-parser 0.239 (under wit-bindgen 0.46) cannot resolve the feature-gated
+        // `import wasi:clocks/timezone` in wit/deps/cli unless the gate is on. Our world
+        // does not import timezone either way: this only lets the directory parse.
+        features: ["clocks-timezone"],
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "mcp_auth_wasi::bindings",
+        runtime_path: "mcp_auth_wasi::bindings::rt",
+    });
+
+    /// The runtime support the generated code and [`export!`](crate::export) refer to, so
+    /// component crates need no `wit-bindgen` dependency of their own.
+    #[doc(hidden)]
+    pub use wit_bindgen::rt;
+}
+
+pub use bindings::export;
+pub use bindings::exports::wasi::http::incoming_handler::Guest as IncomingHandler;
+pub use bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
+pub use mcp_auth_core::Group;
+
+use mcp_auth_core::{config_error_response, handle_group, Env, Settings};
+
+/// Serve one request for the endpoints of `group`: read it, build the capabilities and the
+/// settings, let the core answer, log its audit events, and send the response.
+///
+/// Nothing here panics on bad input: an unreadable request, a bad configuration or a
+/// failing store all end as a JSON error response.
+pub fn serve(request: IncomingRequest, response_out: ResponseOutparam, group: &Group) {
+    let response = match incoming::read_request(request) {
+        Ok(request) => answer(&request, group),
+        Err(response) => response,
+    };
+    incoming::send_response(response_out, response);
+}
+
+fn answer(request: &mcp_auth_core::Request, group: &Group) -> mcp_auth_core::Response {
+    let config = match config::Variables::load() {
+        Ok(config) => config,
+        Err(response) => return response,
+    };
+    let settings = match Settings::from_config(&config) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("mcp-auth: {err}");
+            return config_error_response(&err);
+        }
+    };
+    let store = store::KeyValue::default();
+    let env = Env::new(
+        &store,
+        &outbound::Http,
+        &system::WallClock,
+        &system::Random,
+        settings,
+    );
+    let response = handle_group(&env, request, group);
+    for event in env.take_audit() {
+        eprintln!("{}", event.to_line());
+    }
+    response
+}
