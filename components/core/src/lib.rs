@@ -25,6 +25,7 @@ pub mod grants;
 pub mod http;
 pub mod introspection;
 pub mod keys;
+pub mod limits;
 pub mod metadata;
 pub mod pages;
 pub mod pkce;

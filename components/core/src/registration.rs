@@ -25,6 +25,7 @@ use crate::client::{self, AuthMethod, Client, ClientMetadata, ClientSource};
 use crate::env::Env;
 use crate::error::{ErrorCode, OAuthError};
 use crate::http::{Method, Request, Response};
+use crate::limits::{self, Limit};
 use crate::records;
 use crate::resource::is_loopback_host;
 use crate::scope;
@@ -247,6 +248,14 @@ fn register_client(env: &Env, req: &Request) -> Result<Response, OAuthError> {
             "dynamic client registration is disabled",
         ));
     }
+    let ip = req.client_addr.as_deref().unwrap_or_default();
+    let _ = limits::enforce(
+        env,
+        &[
+            (Limit::RegisterPerIp, ip),
+            (Limit::RegisterGlobal, limits::EVERYONE),
+        ],
+    )?;
     let request = json_body(req)?;
     let metadata = validate_metadata(env, request, MetadataDefaults::REGISTRATION)?;
 
