@@ -199,8 +199,9 @@ pub fn handle(env: &Env, req: &Request, served: &[Endpoint]) -> Response {
     else {
         return OAuthError::not_found().into_response();
     };
-    if req.body.len() > http::MAX_BODY {
-        return OAuthError::new(ErrorCode::PayloadTooLarge, "request body too large")
+    if let Some((status, what)) = req.oversized() {
+        return OAuthError::new(ErrorCode::PayloadTooLarge, what)
+            .with_status(status)
             .into_response();
     }
     let cors = endpoint.is_cors_open();

@@ -51,7 +51,11 @@ fn registration_is_limited_per_address_then_globally() {
     assert_eq!(h.call(registration(a)).status, 201);
     let before = h.store.state();
     assert_too_many(&h.call(registration(a)), left_in_window(&h, 3600));
-    assert_eq!(h.store.state(), before, "a refused registration stores nothing");
+    assert_eq!(
+        h.store.state(),
+        before,
+        "a refused registration stores nothing"
+    );
     // Another address has its own allowance, until the global one runs out.
     assert_eq!(h.call(registration(Some("198.51.100.2"))).status, 201);
     assert_too_many(
