@@ -18,7 +18,7 @@ use crate::grants::{self, DeviceGrant, DeviceStatus};
 use crate::http::{Params, Request, Response};
 use crate::records::{self, Claim};
 use crate::secret::Secret;
-use crate::token::{direct_grant, post_form, DEVICE_CODE_GRANT};
+use crate::token::{direct_grant, limit_client, post_form, DEVICE_CODE_GRANT};
 
 /// RFC 8628 §6.1: 20 consonants (no vowels, so no words), case-insensitive.
 const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -37,6 +37,7 @@ pub fn device_authorization(env: &Env, req: &Request) -> Response {
 
 fn serve(env: &Env, req: &Request, params: &Params) -> Result<Response, OAuthError> {
     let client = client::authenticate(env, req, params)?;
+    limit_client(env, req, &client)?;
     if !client.allows_grant(DEVICE_CODE_GRANT) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,

@@ -9,6 +9,11 @@ use crate::error::OAuthError;
 
 /// Largest request body the core accepts (forms and JSON are small).
 pub const MAX_BODY: usize = 64 * 1024;
+/// Longest path and query together (an authorization request is well under 4 KiB; anything
+/// we accepted here could end up stored with a pending sign-in).
+pub const MAX_URI: usize = 8 * 1024;
+/// Most bytes of header names and values together.
+pub const MAX_HEADERS: usize = 32 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -98,6 +103,21 @@ impl Request {
         Request::new(Method::Post, path)
             .with_header("content-type", "application/x-www-form-urlencoded")
             .with_body(body)
+    }
+
+    /// What is wrong with the request's size, if anything: the status (413 body, 414 URI,
+    /// 431 headers; RFC 9110 §15.5.14–15, RFC 6585 §5) and which part.
+    pub fn oversized(&self) -> Option<(u16, &'static str)> {
+        let header_bytes: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+        if self.body.len() > MAX_BODY {
+            Some((413, "request body too large"))
+        } else if self.path.len() + self.query.len() > MAX_URI {
+            Some((414, "request URI too long"))
+        } else if header_bytes > MAX_HEADERS {
+            Some((431, "request header fields too large"))
+        } else {
+            None
+        }
     }
 
     /// The first value of header `name` (case-insensitive).

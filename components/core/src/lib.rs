@@ -25,6 +25,7 @@ pub mod grants;
 pub mod http;
 pub mod introspection;
 pub mod keys;
+pub mod limits;
 pub mod metadata;
 pub mod pages;
 pub mod pkce;
@@ -251,8 +252,9 @@ fn serve(env: &Env, req: &Request, served: &[Endpoint], dispatch: Dispatch) -> R
     else {
         return OAuthError::not_found().into_response();
     };
-    if req.body.len() > http::MAX_BODY {
-        return OAuthError::new(ErrorCode::PayloadTooLarge, "request body too large")
+    if let Some((status, what)) = req.oversized() {
+        return OAuthError::new(ErrorCode::PayloadTooLarge, what)
+            .with_status(status)
             .into_response();
     }
     let cors = endpoint.is_cors_open();

@@ -131,7 +131,13 @@ pub fn claim(env: &Env, key: &str, purpose: Claim) -> Result<bool, StoreError> {
 /// Count one more use of `key` for `purpose` and return the total so far (1 for the first),
 /// atomically across hosts.
 pub fn count(env: &Env, key: &str, purpose: Claim) -> Result<i64, StoreError> {
-    env.store.increment(&purpose.counter_key(key), 1)
+    count_by(env, key, purpose, 1)
+}
+
+/// Add `delta` (which may be negative, to take a use back) to the count of `key` for
+/// `purpose` and return the new total.
+pub fn count_by(env: &Env, key: &str, purpose: Claim, delta: i64) -> Result<i64, StoreError> {
+    env.store.increment(&purpose.counter_key(key), delta)
 }
 
 /// How many times `key` has been claimed for `purpose` (0 = never), without claiming it.

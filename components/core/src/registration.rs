@@ -25,6 +25,7 @@ use crate::client::{self, AuthMethod, Client, ClientMetadata, ClientSource};
 use crate::env::Env;
 use crate::error::{ErrorCode, OAuthError};
 use crate::http::{Method, Request, Response};
+use crate::limits::{self, Limit};
 use crate::records;
 use crate::resource::is_loopback_host;
 use crate::scope;
@@ -202,6 +203,11 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), OAuthError> {
     if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(refuse("contains whitespace or control characters"));
     }
+    // RFC 3986 URIs are ASCII. An international host must come as its A-label (`xn--…`),
+    // which is what we show users: `https://аpple.com` (Cyrillic а) cannot pass for Apple.
+    if !uri.is_ascii() {
+        return Err(refuse("must be ASCII (write international names as xn--…)"));
+    }
     let url = url::Url::parse(uri).map_err(|_| refuse("is not an absolute URI"))?;
     if url.fragment().is_some() || uri.contains('#') {
         return Err(refuse("must not contain a fragment"));
@@ -247,6 +253,14 @@ fn register_client(env: &Env, req: &Request) -> Result<Response, OAuthError> {
             "dynamic client registration is disabled",
         ));
     }
+    let ip = req.client_addr.as_deref().unwrap_or_default();
+    let _ = limits::enforce(
+        env,
+        &[
+            (Limit::RegisterPerIp, ip),
+            (Limit::RegisterGlobal, limits::EVERYONE),
+        ],
+    )?;
     let request = json_body(req)?;
     let metadata = validate_metadata(env, request, MetadataDefaults::REGISTRATION)?;
 
@@ -518,12 +532,26 @@ fn text(field: &str, value: String) -> Result<String, OAuthError> {
             "{field} is longer than {MAX_FIELD_LEN} bytes"
         )));
     }
-    if value.chars().any(char::is_control) {
+    if value.chars().any(|c| c.is_control() || is_invisible(c)) {
         return Err(invalid_metadata(format!(
-            "{field} contains control characters"
+            "{field} contains control or invisible characters"
         )));
     }
     Ok(value)
+}
+
+/// Characters that change how the text around them reads without showing themselves:
+/// direction overrides and isolates (a name that reads as another, CVE-2021-42574),
+/// zero-width and other format characters, line and paragraph separators, tags, and
+/// non-characters.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{AD}' | '\u{34F}' | '\u{61C}' | '\u{115F}' | '\u{1160}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+        | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF0}'..='\u{FFFB}' | '\u{E0000}'..='\u{E0FFF}'
+    ) || (c as u32 & 0xFFFE) == 0xFFFE
+        || ('\u{FDD0}'..='\u{FDEF}').contains(&c)
 }
 
 /// `client_uri`, `logo_uri`, `tos_uri`, `policy_uri`: pages may link them, so only
@@ -532,9 +560,12 @@ fn optional_web_uri(field: &str, value: Option<String>) -> Result<Option<String>
     let Some(value) = optional_text(field, value)? else {
         return Ok(None);
     };
-    let ok = url::Url::parse(&value).is_ok_and(|u| {
-        matches!(u.scheme(), "https" | "http") && u.username().is_empty() && u.password().is_none()
-    });
+    let ok = value.is_ascii()
+        && url::Url::parse(&value).is_ok_and(|u| {
+            matches!(u.scheme(), "https" | "http")
+                && u.username().is_empty()
+                && u.password().is_none()
+        });
     if !ok {
         return Err(invalid_metadata(format!("{field} must be an http(s) URL")));
     }

@@ -100,6 +100,41 @@ pub struct Settings {
     /// `cimd_allow_private`: let Client ID Metadata Document URLs point at loopback and
     /// private addresses (tests only).
     pub cimd_allow_private: bool,
+    /// Abuse limits (see [`crate::limits`]).
+    pub rate_limits: RateLimits,
+}
+
+/// How many requests each abuse limit lets through per fixed window; `0` switches a limit
+/// off. The defaults suit a public server; see [`crate::limits`] for what each one counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// `rate_limit_register_per_ip`: registrations per client IP address per hour (default
+    /// 20). Requests whose address the host did not give share one bucket.
+    pub register_per_ip: u64,
+    /// `rate_limit_register_global`: registrations per hour from everyone together (default
+    /// 500), so that many addresses cannot fill the store either.
+    pub register_global: u64,
+    /// `rate_limit_token_per_client`: token requests per minute per authenticated client and
+    /// client IP address (default 60; a device polling every 5 seconds makes 12).
+    pub token_per_client: u64,
+    /// `rate_limit_device_failures_per_session`: wrong user codes per device-page session
+    /// (its CSRF cookie) per 10 minutes (default 5).
+    pub device_failures_per_session: u64,
+    /// `rate_limit_device_failures_global`: wrong user codes per minute from everyone
+    /// together (default 30). This one makes guessing infeasible; see [`crate::limits`].
+    pub device_failures_global: u64,
+}
+
+impl Default for RateLimits {
+    fn default() -> RateLimits {
+        RateLimits {
+            register_per_ip: 20,
+            register_global: 500,
+            token_per_client: 60,
+            device_failures_per_session: 5,
+            device_failures_global: 30,
+        }
+    }
 }
 
 /// A variable with an unusable value; start-up or the request fails naming it.
@@ -133,13 +168,15 @@ impl Settings {
                 message: "is required for this upstream provider".into(),
             })
         };
-        let seconds = |name: &'static str, default: u64| match get(name) {
+        let number = |name: &'static str, default: u64, what: &str| match get(name) {
             None => Ok(default),
             Some(v) => v.trim().parse::<u64>().map_err(|_| ConfigError {
                 variable: name,
-                message: format!("`{v}` is not a whole number of seconds"),
+                message: format!("`{v}` is not {what}"),
             }),
         };
+        let seconds = |name, default| number(name, default, "a whole number of seconds");
+        let count = |name, default| number(name, default, "a whole number");
         let flag = |name: &'static str, default: bool| match get(name).as_deref().map(str::trim) {
             None => Ok(default),
             Some("true" | "1" | "yes") => Ok(true),
@@ -248,6 +285,22 @@ impl Settings {
             )?,
             registration_enabled: flag("registration_enabled", true)?,
             cimd_allow_private: flag("cimd_allow_private", false)?,
+            rate_limits: {
+                let d = RateLimits::default();
+                RateLimits {
+                    register_per_ip: count("rate_limit_register_per_ip", d.register_per_ip)?,
+                    register_global: count("rate_limit_register_global", d.register_global)?,
+                    token_per_client: count("rate_limit_token_per_client", d.token_per_client)?,
+                    device_failures_per_session: count(
+                        "rate_limit_device_failures_per_session",
+                        d.device_failures_per_session,
+                    )?,
+                    device_failures_global: count(
+                        "rate_limit_device_failures_global",
+                        d.device_failures_global,
+                    )?,
+                }
+            },
         })
     }
 

@@ -45,6 +45,15 @@ impl MemoryStore {
     pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
         self.inner.lock().unwrap().values.clone()
     }
+
+    /// [`MemoryStore::snapshot`] without the bookkeeping that refused requests may write too:
+    /// the windows of the rate limits (`limit/…`, see [`crate::limits`]) and the sweep index
+    /// (`sweep/…`). Any other record a request writes still shows.
+    pub fn state(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut values = self.snapshot();
+        values.retain(|k, _| !k.starts_with("limit/") && !k.starts_with("sweep/"));
+        values
+    }
 }
 
 impl Store for MemoryStore {

@@ -586,7 +586,7 @@ fn unknown_device_code_re_renders_the_form() {
     let h = harness(&[]);
     device_grant(&h);
     let form = get(&h, "/device");
-    let before = h.store.snapshot();
+    let before = h.store.state();
     let res = h.call(
         Request::form(
             "/device",
@@ -598,7 +598,7 @@ fn unknown_device_code_re_renders_the_form() {
     assert!(res.header("location").is_none());
     assert!(body(&res).contains("not valid or has expired"));
     assert!(body(&res).contains(r#"value="AAAA-BBBB""#));
-    assert_eq!(h.store.snapshot(), before);
+    assert_eq!(h.store.state(), before);
     // Without the CSRF cookie the form is refused.
     let res = h.call(Request::form(
         "/device",

@@ -82,7 +82,7 @@ fn device_authorization_refuses_bad_requests_without_storing_anything() {
     let h = harness();
     device_client(&h, "tv");
     public_client(&h, "web");
-    let before = h.store.snapshot();
+    let before = h.store.state();
     let cases = [
         (
             vec![
@@ -104,7 +104,7 @@ fn device_authorization_refuses_bad_requests_without_storing_anything() {
             expected
         );
     }
-    assert_eq!(h.store.snapshot(), before);
+    assert_eq!(h.store.state(), before);
 }
 
 #[test]

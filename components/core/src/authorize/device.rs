@@ -7,6 +7,7 @@ use super::{bad_request, csrf, method_not_allowed, unavailable};
 use crate::env::Env;
 use crate::grants::{self, DeviceStatus};
 use crate::http::{Method, Request, Response};
+use crate::limits::{self, Limit, Refused};
 use crate::pages::{self, escape};
 use crate::secret::Secret;
 
@@ -30,9 +31,25 @@ fn submit(env: &Env, req: &Request) -> Response {
     if !csrf::verify(req, &params, None) {
         return csrf::refused();
     }
+    // Every entry counts as a wrong one until it proves right (then it is forgiven), so that
+    // concurrent guesses cannot slip past the limits. The session is the CSRF cookie, which
+    // `csrf::verify` has just found.
+    let session = req.cookie(csrf::COOKIE).unwrap_or_default();
+    let counted = match limits::enforce(
+        env,
+        &[
+            (Limit::DeviceFailuresPerSession, session),
+            (Limit::DeviceFailuresGlobal, limits::EVERYONE),
+        ],
+    ) {
+        Ok(counted) => counted,
+        Err(Refused::TooMany { retry_after }) => return too_many(retry_after),
+        Err(Refused::Store(err)) => return unavailable(err),
+    };
     let user_code = params.get("user_code").unwrap_or_default();
     match grants::find_by_user_code(env, user_code) {
         Ok(Some((device_key, grant))) if grant.status == DeviceStatus::Pending => {
+            counted.into_iter().for_each(|c| limits::forgive(env, c));
             let flow = Flow::Device {
                 device_key,
                 client_id: grant.client_id,
@@ -47,6 +64,16 @@ fn submit(env: &Env, req: &Request) -> Response {
         ),
         Err(err) => unavailable(err),
     }
+}
+
+/// Too many wrong codes: the user waits for the window to end.
+fn too_many(retry_after: u64) -> Response {
+    pages::error_page(
+        429,
+        "Too many attempts",
+        "Too many wrong codes were entered. Please wait a few minutes, then try again.",
+    )
+    .with_header("retry-after", &retry_after.to_string())
 }
 
 /// The code entry form, with a fresh CSRF token (double-submit: there is no sign-in yet to

@@ -3,8 +3,8 @@
 //! `state` and `iss` (RFC 9207 §2) on every response, errors included.
 
 use crate::client::{self, Client};
-use crate::env::Env;
-use crate::error::OAuthError;
+use crate::env::{Env, StoreError};
+use crate::error::{ErrorCode, OAuthError};
 use crate::http::{with_query, Response};
 use crate::pages;
 use crate::resource::is_loopback_host;
@@ -27,6 +27,9 @@ pub fn resolve(
     let client = match client::find(env, client_id) {
         Ok(Some(client)) => client,
         Ok(None) => return Err(page(400, "The client is unknown (unregistered client_id).")),
+        Err(err) if err.code == ErrorCode::TemporarilyUnavailable => {
+            return Err(super::unavailable(StoreError(err.description)))
+        }
         Err(err) => return Err(page(err.status, &err.description)),
     };
     let registered = &client.metadata.redirect_uris;

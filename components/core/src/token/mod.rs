@@ -13,6 +13,7 @@ use crate::client::{self, Client};
 use crate::env::Env;
 use crate::error::{ErrorCode, OAuthError};
 use crate::http::{Method, Params, Request, Response};
+use crate::limits::{self, Limit};
 use crate::records;
 use crate::resource;
 use crate::scope;
@@ -58,6 +59,7 @@ fn serve(env: &Env, req: &Request, params: &Params) -> Result<Response, OAuthErr
         }
     };
     let client = client::authenticate(env, req, params)?;
+    limit_client(env, req, &client)?;
     let (grant, refresh) = exchange(env, &client, params)?;
     let issued = tokens::issue(env, &grant, refresh)?;
     records::maybe_sweep(env);
@@ -69,6 +71,19 @@ fn serve(env: &Env, req: &Request, params: &Params) -> Result<Response, OAuthErr
             .ip(req.client_addr.as_deref()),
     );
     Ok(token_response(&issued))
+}
+
+/// The per-client rate limit of the token side, counted once the client is known and before
+/// any grant is looked at. Keyed by client *and* address: every install of a public client
+/// (a Client ID Metadata Document URL) shares one `client_id`, and anyone may send it.
+pub(crate) fn limit_client(env: &Env, req: &Request, client: &Client) -> Result<(), OAuthError> {
+    let subject = format!(
+        "{}\n{}",
+        client.client_id,
+        req.client_addr.as_deref().unwrap_or_default()
+    );
+    let _ = limits::count(env, Limit::TokenPerClient, &subject)?;
+    Ok(())
 }
 
 /// What a grant asks to issue once its request is valid.
