@@ -4,7 +4,12 @@ struct Authorize;
 
 impl mcp_auth_wasi::IncomingHandler for Authorize {
     fn handle(request: mcp_auth_wasi::IncomingRequest, out: mcp_auth_wasi::ResponseOutparam) {
-        mcp_auth_wasi::serve(request, out, &mcp_auth_wasi::Group::AUTHORIZE);
+        mcp_auth_wasi::serve(
+            request,
+            out,
+            &mcp_auth_wasi::Group::AUTHORIZE,
+            &mcp_auth_wasi::outbound::Http,
+        );
     }
 }
 

@@ -4,7 +4,12 @@ struct Registration;
 
 impl mcp_auth_wasi::IncomingHandler for Registration {
     fn handle(request: mcp_auth_wasi::IncomingRequest, out: mcp_auth_wasi::ResponseOutparam) {
-        mcp_auth_wasi::serve(request, out, &mcp_auth_wasi::Group::REGISTRATION);
+        mcp_auth_wasi::serve(
+            request,
+            out,
+            &mcp_auth_wasi::Group::REGISTRATION,
+            &mcp_auth_wasi::outbound::Denied,
+        );
     }
 }
 

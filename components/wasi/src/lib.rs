@@ -2,7 +2,8 @@
 //!
 //! Every component (`discovery`, `registration`, `authorize`, `token`, `introspect`) is a
 //! few lines that export `wasi:http/incoming-handler` through [`export!`] and call [`serve`]
-//! with its [`Group`]. The bindings for `wit/world.wit` are generated once, here, so the
+//! with its [`Group`] and its outbound capability ([`outbound::Http`] for `authorize`,
+//! [`outbound::Denied`] for the rest). The bindings for `wit/world.wit` are generated once, here, so the
 //! components share one copy of the capability code:
 //!
 //! | core trait | WIT import |
@@ -20,7 +21,8 @@
 //!
 //! impl mcp_auth_wasi::IncomingHandler for Discovery {
 //!     fn handle(request: mcp_auth_wasi::IncomingRequest, out: mcp_auth_wasi::ResponseOutparam) {
-//!         mcp_auth_wasi::serve(request, out, &mcp_auth_wasi::Group::DISCOVERY);
+//!         use mcp_auth_wasi::{outbound::Denied, serve, Group};
+//!         serve(request, out, &Group::DISCOVERY, &Denied);
 //!     }
 //! }
 //!
@@ -69,22 +71,31 @@ pub use bindings::exports::wasi::http::incoming_handler::Guest as IncomingHandle
 pub use bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
 pub use mcp_auth_core::Group;
 
-use mcp_auth_core::{config_error_response, handle_group, Env, Settings};
+use mcp_auth_core::{config_error_response, handle_group, Env, Settings, Upstream};
 
 /// Serve one request for the endpoints of `group`: read it, build the capabilities and the
 /// settings, let the core answer, log its audit events, and send the response.
 ///
 /// Nothing here panics on bad input: an unreadable request, a bad configuration or a
 /// failing store all end as a JSON error response.
-pub fn serve(request: IncomingRequest, response_out: ResponseOutparam, group: &Group) {
+pub fn serve(
+    request: IncomingRequest,
+    response_out: ResponseOutparam,
+    group: &Group,
+    upstream: &dyn Upstream,
+) {
     let response = match incoming::read_request(request) {
-        Ok(request) => answer(&request, group),
+        Ok(request) => answer(&request, group, upstream),
         Err(response) => response,
     };
     incoming::send_response(response_out, response);
 }
 
-fn answer(request: &mcp_auth_core::Request, group: &Group) -> mcp_auth_core::Response {
+fn answer(
+    request: &mcp_auth_core::Request,
+    group: &Group,
+    upstream: &dyn Upstream,
+) -> mcp_auth_core::Response {
     let config = match config::Variables::load() {
         Ok(config) => config,
         Err(response) => return response,
@@ -99,7 +110,7 @@ fn answer(request: &mcp_auth_core::Request, group: &Group) -> mcp_auth_core::Res
     let store = store::KeyValue::default();
     let env = Env::new(
         &store,
-        &outbound::Http,
+        upstream,
         &system::WallClock,
         &system::Random,
         settings,

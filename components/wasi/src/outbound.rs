@@ -21,8 +21,22 @@ const CONNECT_TIMEOUT_NS: u64 = 5_000_000_000;
 const FIRST_BYTE_TIMEOUT_NS: u64 = 10_000_000_000;
 const BETWEEN_BYTES_TIMEOUT_NS: u64 = 10_000_000_000;
 
-/// Outbound HTTP through the host.
+/// Outbound HTTP through the host. Only the `authorize` component uses it.
 pub struct Http;
+
+/// No outbound HTTP at all: for the components that spin.toml does not let out. Passing this
+/// instead of [`Http`] keeps `wasi:http/outgoing-handler` out of the component's imports, so
+/// least privilege is visible in the `.wasm` itself, not only in the manifest.
+pub struct Denied;
+
+impl Upstream for Denied {
+    fn send(&self, request: &OutgoingRequest) -> Result<UpstreamResponse, UpstreamError> {
+        Err(UpstreamError(format!(
+            "{}: this component makes no outbound requests",
+            request.url
+        )))
+    }
+}
 
 impl Upstream for Http {
     fn send(&self, request: &OutgoingRequest) -> Result<UpstreamResponse, UpstreamError> {

@@ -86,8 +86,6 @@ async fn every_component_serves_a_request() {
         assert_eq!(res.json()["error"], "not_found", "{name}");
     }
 
-    // TODO(discovery): the core's metadata endpoint is a stub today (500 "not implemented
-    // yet"); once implemented, assert 200 and `issuer` == "http://127.0.0.1:3000".
     let res = host
         .serve(
             "discovery",
@@ -97,36 +95,40 @@ async fn every_component_serves_a_request() {
             b"",
         )
         .await;
-    assert_stub_or_ok(&res, "discovery metadata");
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.json()["issuer"], "http://127.0.0.1:3000");
     assert_eq!(res.header("access-control-allow-origin"), Some("*"));
 
-    // TODO(registration): POST /register is a stub today; once implemented, assert 201 and
-    // a `client_id` in the body.
+    // The JWKS generates and keeps its key through wasi:keyvalue on first use.
+    let first = host.serve("discovery", &vars, "GET", "/jwks", b"").await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let again = host.serve("discovery", &vars, "GET", "/jwks", b"").await;
+    assert_eq!(first.json()["keys"], again.json()["keys"]);
+    assert_eq!(first.json()["keys"][0]["alg"], "ES256");
+
     let body =
         br#"{"redirect_uris":["http://127.0.0.1:9/cb"],"token_endpoint_auth_method":"none"}"#;
     let res = host
         .serve("registration", &vars, "POST", "/register", body)
         .await;
-    assert_stub_or_ok(&res, "registration");
+    assert_eq!(res.status, 201, "{}", res.text());
+    assert!(res.json()["client_id"].is_string());
 
-    // TODO(authorize): GET /authorize is a stub today; once implemented, a request without
-    // parameters is a 400 page.
+    // Errors about the client are pages, never redirects.
     let res = host
         .serve("authorize", &vars, "GET", "/authorize", b"")
         .await;
-    assert_stub_or_ok(&res, "authorize");
+    assert_eq!(res.status, 400, "{}", res.text());
+    assert!(res.text().contains("<!doctype html>"));
 
-    // TODO(token): POST /token is a stub today; once implemented, an empty form is a 400
-    // `invalid_request`.
     let res = host.serve("token", &vars, "POST", "/token", b"").await;
-    assert_stub_or_ok(&res, "token");
+    assert_eq!(res.status, 400, "{}", res.text());
+    assert_eq!(res.json()["error"], "invalid_request");
 
-    // TODO(introspect): POST /introspect is a stub today; once implemented, a request
-    // without client authentication is a 401 `invalid_client`.
     let res = host
         .serve("introspect", &vars, "POST", "/introspect", b"")
         .await;
-    assert_stub_or_ok(&res, "introspect");
+    assert!(matches!(res.status, 400 | 401), "{}", res.text());
 }
 
 #[tokio::test]
@@ -152,23 +154,6 @@ async fn oversized_bodies_and_bad_configuration_are_answered_not_trapped() {
         "{}",
         res.text()
     );
-}
-
-/// The response of a stubbed endpoint today (a JSON 500 "not implemented yet"), or a real
-/// success once the core implements it.
-fn assert_stub_or_ok(res: &Reply, what: &str) {
-    let json = res.json();
-    if res.status == 500 {
-        assert_eq!(json["error"], "server_error", "{what}: {}", res.text());
-        assert_eq!(
-            json["error_description"],
-            "not implemented yet",
-            "{what}: {}",
-            res.text()
-        );
-    } else {
-        assert!(res.status < 500, "{what}: {} {}", res.status, res.text());
-    }
 }
 
 // ---------------------------------------------------------------------------------------
