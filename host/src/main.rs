@@ -1,6 +1,7 @@
 //! `mcp-auth`: serve the mcp-auth components (`serve`), or hash a password for the
 //! `local_users` variable (`hash-password`).
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +39,15 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
+    /// Port to listen on (keeps the `--listen` address; the earlier servers' `--port`).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Public URL of this server, the issuer (sets the `mcp_auth_server_url` variable).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// TaskManager's URL (sets the `taskmanager_oauth_host` variable).
+    #[arg(long)]
+    taskmanager_url: Option<String>,
     /// Spin runtime-config file selecting key-value backends (e.g. Redis).
     #[arg(long)]
     runtime_config: Option<PathBuf>,
@@ -84,7 +94,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> Result<(), String> {
+fn serve(mut args: ServeArgs) -> Result<(), String> {
+    if let Some(port) = args.port {
+        args.listen.set_port(port);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -95,6 +108,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         limits.request_timeout = Duration::from_secs(args.request_timeout);
         limits.max_memory_bytes = args.max_memory_mib << 20;
         let mut options = Options::default();
+        options.environment = command_line_variables(&args);
         options.runtime_config = args.runtime_config;
         options.data_dir = args.data_dir;
         if args.cache_dir.is_some() {
@@ -114,6 +128,25 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         });
         server.serve(listener).await.map_err(|e| e.to_string())
     })
+}
+
+/// The process environment with the variables given as options on top. `SPIN_VARIABLE_*`
+/// names win over plain ones, so the options take those.
+fn command_line_variables(args: &ServeArgs) -> Option<HashMap<String, String>> {
+    let given = [
+        ("MCP_AUTH_SERVER_URL", &args.public_url),
+        ("TASKMANAGER_OAUTH_HOST", &args.taskmanager_url),
+    ];
+    if given.iter().all(|(_, v)| v.is_none()) {
+        return None;
+    }
+    let mut environment: HashMap<String, String> = std::env::vars().collect();
+    for (name, value) in given {
+        if let Some(value) = value {
+            environment.insert(format!("SPIN_VARIABLE_{name}"), value.clone());
+        }
+    }
+    Some(environment)
 }
 
 /// SIGINT or SIGTERM.
