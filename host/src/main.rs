@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the application described by a Spin manifest.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Read a password on standard input and print its Argon2id PHC string, for `local_users`
     /// (`name:PHC` pairs).
     HashPassword,
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::HashPassword => hash_password(),
     };
     match result {
