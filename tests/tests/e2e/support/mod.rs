@@ -1,0 +1,149 @@
+//! What the end-to-end tests share: the host process, Redis, the fake TaskManager, a
+//! browser-like client, and the steps of an MCP client.
+
+pub mod browser;
+pub mod host;
+pub mod redis;
+pub mod taskmanager;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+pub use browser::{query_of, Browser, Page};
+pub use host::{Host, HostOptions};
+pub use redis::Redis;
+
+/// The MCP server tokens are for (RFC 8707 resource).
+pub const RESOURCE: &str = "http://127.0.0.1:8001/mcp";
+/// The client's redirect URI: nothing listens there; the browser stops at the redirect.
+pub const REDIRECT: &str = "http://127.0.0.1:49152/callback";
+/// RFC 7636 Appendix B.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+/// `rs:rs-secret`, the resource server's introspection credentials, in Basic.
+const INTROSPECTION_AUTH: &str = "Basic cnM6cnMtc2VjcmV0";
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// RFC 7636 §4.2 S256.
+pub fn pkce_challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Where a store lives, for tests that run on each.
+pub enum Backend {
+    Embedded,
+    Redis(Redis),
+}
+
+impl Backend {
+    pub fn options(&self) -> HostOptions {
+        match self {
+            Backend::Embedded => HostOptions::default(),
+            Backend::Redis(redis) => HostOptions {
+                runtime_config: Some(redis.runtime_config.clone()),
+                ..HostOptions::default()
+            },
+        }
+    }
+}
+
+/// RFC 7591 registration; returns the registration response (201 checked).
+pub fn register(browser: &Browser, base: &str, metadata: Value) -> Value {
+    let page = browser.post_json(&format!("{base}/register"), &metadata, &[]);
+    assert_eq!(page.status, 201, "registration: {}", page.body);
+    page.json()
+}
+
+/// A public native client for the code flow; returns its id.
+pub fn register_public_client(browser: &Browser, base: &str) -> String {
+    let client = register(
+        browser,
+        base,
+        json!({
+            "client_name": "E2E Client",
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+            "application_type": "native",
+        }),
+    );
+    client["client_id"].as_str().expect("client_id").to_string()
+}
+
+/// The client's authorization request (RFC 6749 §4.1.1 with PKCE and RFC 8707 resource).
+pub fn authorization_url(base: &str, client_id: &str, state: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", state)
+        .append_pair("scope", "mcp:read mcp:write offline_access")
+        .append_pair("resource", RESOURCE)
+        .finish();
+    format!("{base}/authorize?{query}")
+}
+
+/// /authorize → the built-in login (demo/demo) → consent → approve; returns the code the
+/// redirect to the client carries, after checking `state` and `iss` (RFC 9207).
+pub fn sign_in_locally(browser: &Browser, base: &str, issuer: &str, client_id: &str) -> String {
+    let to_login = browser.get(&authorization_url(base, client_id, "st-1"));
+    let login = browser.follow(&to_login);
+    assert_eq!(login.status, 200, "login page: {}", login.body);
+    let consent = browser.submit(&login, &[("username", "demo"), ("password", "demo")]);
+    assert_eq!(consent.status, 200, "consent page: {}", consent.body);
+    assert!(consent.body.contains("E2E Client"), "{}", consent.body);
+    let back = browser.submit(&consent, &[("decision", "approve")]);
+    client_redirect_code(&back, issuer)
+}
+
+/// The code of the final redirect to the client.
+pub fn client_redirect_code(back: &Page, issuer: &str) -> String {
+    let target = back.location();
+    assert!(target.starts_with(REDIRECT), "redirected to {target}");
+    let params = query_of(&target);
+    assert_eq!(params["state"], "st-1");
+    assert_eq!(params["iss"], issuer);
+    params["code"].clone()
+}
+
+/// `grant_type=authorization_code` for a public client.
+pub fn redeem(browser: &Browser, base: &str, client_id: &str, code: &str) -> Page {
+    browser.post_form(
+        &format!("{base}/token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id),
+            ("code", code),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", REDIRECT),
+            ("resource", RESOURCE),
+        ],
+    )
+}
+
+/// RFC 7662 introspection as the resource server.
+pub fn introspect(browser: &Browser, base: &str, token: &str) -> Value {
+    let page = browser.post_form_with(
+        &format!("{base}/introspect"),
+        &[("token", token)],
+        &[("authorization", INTROSPECTION_AUTH)],
+    );
+    assert_eq!(page.status, 200, "introspection: {}", page.body);
+    page.json()
+}
+
+/// A 200 token response's JSON, with RFC 6749 §5.1's `no-store`.
+pub fn tokens_of(page: &Page) -> Value {
+    assert_eq!(page.status, 200, "token endpoint: {}", page.body);
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    page.json()
+}
+
+/// A string field of a JSON object.
+pub fn text<'a>(value: &'a Value, name: &str) -> &'a str {
+    value[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {name} in {value}"))
+}

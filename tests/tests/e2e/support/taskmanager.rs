@@ -1,0 +1,365 @@
+//! A fake TaskManager: a real HTTP server speaking TaskManager's OAuth API.
+//!
+//! - `GET /api/oauth/authorize` shows a sign-in and consent form; `POST /api/oauth/authorize`
+//!   checks the user's name and password and redirects to the registered `redirect_uri` with
+//!   a single-use, 10-minute code bound to the PKCE S256 challenge and the `redirect_uri`.
+//! - `POST /api/oauth/token` (form: `client_id`/`client_secret` in the body, `code`,
+//!   `redirect_uri`, `code_verifier`) → `{access_token, token_type, expires_in}`: no identity.
+//! - `GET /api/oauth/verify` (Bearer) → `{valid, client_id, user_id, scopes, expires_in,
+//!   token_type}`, `scopes` being a JSON-encoded string as TaskManager sometimes sends it.
+//!
+//! Errors have TaskManager's shape: `{"detail":{"code":"OAUTH_00N","message":…}}`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::pkce_challenge;
+
+pub const CLIENT_ID: &str = "mcp-auth-at-taskmanager";
+pub const CLIENT_SECRET: &str = "tm-client-secret";
+pub const USERNAME: &str = "alice";
+pub const PASSWORD: &str = "wonderland";
+/// alice's id at TaskManager: what our tokens must name as `sub`.
+pub const USER_ID: u64 = 4242;
+const CODE_LIFETIME: Duration = Duration::from_secs(600);
+
+/// One request seen at the token endpoint.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub client_id: String,
+    pub client_secret: String,
+    /// Did `code_verifier` match the code's S256 challenge?
+    pub verifier_matched: bool,
+    pub succeeded: bool,
+}
+
+#[derive(Default)]
+struct State {
+    /// Our `/oauth/callback`, registered once the host's address is known.
+    redirect_uri: String,
+    codes: HashMap<String, Code>,
+    /// access token → user id
+    tokens: HashMap<String, u64>,
+    exchanges: Vec<Exchange>,
+    counter: u64,
+}
+
+struct Code {
+    redirect_uri: String,
+    challenge: String,
+    user_id: u64,
+    expires: Instant,
+}
+
+/// The running fake; dropping it stops the server.
+pub struct FakeTaskManager {
+    runtime: Option<tokio::runtime::Runtime>,
+    /// `http://127.0.0.1:PORT`: the `taskmanager_oauth_host` setting.
+    pub base: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeTaskManager {
+    pub fn start() -> FakeTaskManager {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind the fake TaskManager");
+        let port = listener.local_addr().expect("local addr").port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeTaskManager {
+            runtime: Some(runtime),
+            base: format!("http://127.0.0.1:{port}"),
+            state,
+        }
+    }
+
+    /// Registers our callback as the client's only redirect URI.
+    pub fn register_redirect_uri(&self, uri: &str) {
+        self.state.lock().expect("state").redirect_uri = uri.to_string();
+    }
+
+    /// Every request the token endpoint has seen.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.state.lock().expect("state").exchanges.clone()
+    }
+}
+
+impl Drop for FakeTaskManager {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+type Answer = Response<Full<Bytes>>;
+
+async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let body = match req.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return error(StatusCode::BAD_REQUEST, "OAUTH_000", "unreadable body"),
+    };
+    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let mut state = state.lock().expect("state");
+    match (method, path.as_str()) {
+        (Method::GET, "/api/oauth/authorize") => {
+            let params = form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+            match check_authorization(&state, &params) {
+                Ok(()) => sign_in_page(&params, None),
+                Err(problem) => error(StatusCode::BAD_REQUEST, "OAUTH_001", problem),
+            }
+        }
+        (Method::POST, "/api/oauth/authorize") => approve(&mut state, &form),
+        (Method::POST, "/api/oauth/token") => token(&mut state, &form),
+        (Method::GET, "/api/oauth/verify") => verify(&state, bearer.as_deref()),
+        _ => json_answer(StatusCode::NOT_FOUND, json!({"detail": "Not Found"})),
+    }
+}
+
+/// The authorization request's parameters, as the form carries them along.
+const AUTHORIZATION_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// The authorization request's problem, if any.
+fn check_authorization(
+    state: &State,
+    params: &HashMap<String, String>,
+) -> Result<(), &'static str> {
+    let get = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
+    if get("response_type") != "code" {
+        return Err("response_type must be code");
+    }
+    if get("client_id") != CLIENT_ID {
+        return Err("unknown client_id");
+    }
+    if state.redirect_uri.is_empty() || get("redirect_uri") != state.redirect_uri {
+        return Err("redirect_uri is not registered for this client");
+    }
+    if get("code_challenge_method") != "S256" || get("code_challenge").len() < 43 {
+        return Err("PKCE with S256 is required");
+    }
+    if get("state").is_empty() {
+        return Err("state is required");
+    }
+    Ok(())
+}
+
+fn sign_in_page(params: &HashMap<String, String>, problem: Option<&str>) -> Answer {
+    let hidden: String = AUTHORIZATION_PARAMS
+        .iter()
+        .map(|name| {
+            let value = params.get(*name).map(String::as_str).unwrap_or_default();
+            format!(
+                r#"<input type="hidden" name="{name}" value="{}">"#,
+                escape(value)
+            )
+        })
+        .collect();
+    let problem = problem.map_or(String::new(), |p| format!("<p class=\"error\">{p}</p>"));
+    let html = format!(
+        "<!doctype html><title>TaskManager</title><h1>Sign in to TaskManager</h1>{problem}\
+         <p>MCP wants to read your tasks.</p>\
+         <form method=\"post\" action=\"/api/oauth/authorize\">{hidden}\
+         <input name=\"username\"><input type=\"password\" name=\"password\">\
+         <button type=\"submit\">Sign in and allow</button></form>"
+    );
+    let status = if problem.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/html; charset=utf-8")
+        .body(Full::new(Bytes::from(html)))
+        .expect("response")
+}
+
+fn approve(state: &mut State, form: &HashMap<String, String>) -> Answer {
+    if let Err(problem) = check_authorization(state, form) {
+        return error(StatusCode::BAD_REQUEST, "OAUTH_001", problem);
+    }
+    let get = |name: &str| form.get(name).cloned().unwrap_or_default();
+    if get("username") != USERNAME || get("password") != PASSWORD {
+        return sign_in_page(form, Some("Wrong user name or password."));
+    }
+    let code = fresh(state, "tmc");
+    state.codes.insert(
+        code.clone(),
+        Code {
+            redirect_uri: get("redirect_uri"),
+            challenge: get("code_challenge"),
+            user_id: USER_ID,
+            expires: Instant::now() + CODE_LIFETIME,
+        },
+    );
+    let mut location = url::Url::parse(&get("redirect_uri")).expect("checked redirect_uri");
+    location
+        .query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &get("state"));
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header("location", location.as_str())
+        .body(Full::default())
+        .expect("response")
+}
+
+fn token(state: &mut State, form: &HashMap<String, String>) -> Answer {
+    let get = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let mut exchange = Exchange {
+        client_id: get("client_id"),
+        client_secret: get("client_secret"),
+        verifier_matched: false,
+        succeeded: false,
+    };
+    let answer = (|| {
+        if get("grant_type") != "authorization_code" {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "OAUTH_005",
+                "unsupported grant_type",
+            );
+        }
+        if exchange.client_id != CLIENT_ID || exchange.client_secret != CLIENT_SECRET {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "OAUTH_002",
+                "Invalid client credentials",
+            );
+        }
+        // Single use: the code is gone whatever happens next.
+        let Some(code) = state.codes.remove(&get("code")) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "OAUTH_003",
+                "Invalid authorization code",
+            );
+        };
+        if code.expires < Instant::now() || code.redirect_uri != get("redirect_uri") {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "OAUTH_003",
+                "Invalid authorization code",
+            );
+        }
+        exchange.verifier_matched = pkce_challenge(&get("code_verifier")) == code.challenge;
+        if !exchange.verifier_matched {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "OAUTH_004",
+                "PKCE verification failed",
+            );
+        }
+        let access_token = fresh(state, "tma");
+        state.tokens.insert(access_token.clone(), code.user_id);
+        exchange.succeeded = true;
+        json_answer(
+            StatusCode::OK,
+            json!({"access_token": access_token, "token_type": "Bearer", "expires_in": 3600}),
+        )
+    })();
+    state.exchanges.push(exchange);
+    answer
+}
+
+fn verify(state: &State, bearer: Option<&str>) -> Answer {
+    match bearer.and_then(|token| state.tokens.get(token)) {
+        Some(user_id) => json_answer(
+            StatusCode::OK,
+            json!({
+                "valid": true,
+                "client_id": CLIENT_ID,
+                "user_id": user_id,
+                "scopes": "[\"read\"]",
+                "expires_in": 3599,
+                "token_type": "Bearer",
+            }),
+        ),
+        None => error(
+            StatusCode::UNAUTHORIZED,
+            "OAUTH_006",
+            "Invalid or expired token",
+        ),
+    }
+}
+
+/// A fresh unguessable-enough value for a test double.
+fn fresh(state: &mut State, prefix: &str) -> String {
+    state.counter += 1;
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("{prefix}_{random:016x}{:04x}", state.counter)
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Answer {
+    json_answer(
+        status,
+        json!({"detail": {"code": code, "message": message}}),
+    )
+}
+
+fn json_answer(status: StatusCode, body: Value) -> Answer {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("response")
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

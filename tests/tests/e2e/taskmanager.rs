@@ -1,0 +1,112 @@
+//! Delegation to TaskManager: our /authorize sends the user to TaskManager's sign-in, which
+//! sends them back to our /oauth/callback; we exchange its code (client credentials in the
+//! body, our PKCE verifier), learn the user from `/api/oauth/verify`, ask for consent and
+//! issue our own code and tokens naming TaskManager's `user_id`.
+
+use crate::support::taskmanager::{self, FakeTaskManager};
+use crate::support::*;
+
+fn start(tm: &FakeTaskManager, dir: &std::path::Path, client_secret: &str) -> Host {
+    let options = HostOptions::default()
+        .variable("UPSTREAM_PROVIDER", "taskmanager")
+        .variable("TASKMANAGER_OAUTH_HOST", &tm.base)
+        .variable("TASKMANAGER_CLIENT_ID", taskmanager::CLIENT_ID)
+        .variable("TASKMANAGER_CLIENT_SECRET", client_secret);
+    let host = Host::start(dir, &options);
+    tm.register_redirect_uri(&host.url("/oauth/callback"));
+    host
+}
+
+/// Our /authorize → TaskManager's sign-in page, checking what we asked TaskManager for.
+fn to_taskmanager(browser: &Browser, host: &Host, tm: &FakeTaskManager, client_id: &str) -> Page {
+    let redirect = browser.get(&authorization_url(&host.base, client_id, "st-1"));
+    let upstream = redirect.location();
+    assert!(
+        upstream.starts_with(&format!("{}/api/oauth/authorize?", tm.base)),
+        "{upstream}"
+    );
+    let asked = query_of(&upstream);
+    assert_eq!(asked["client_id"], taskmanager::CLIENT_ID);
+    assert_eq!(asked["redirect_uri"], host.url("/oauth/callback"));
+    assert_eq!(asked["code_challenge_method"], "S256");
+    assert_eq!(asked["scope"], "read");
+    let sign_in = browser.follow(&redirect);
+    assert_eq!(sign_in.status, 200, "{}", sign_in.body);
+    sign_in
+}
+
+#[test]
+fn a_taskmanager_user_signs_in_and_is_the_subject_of_our_tokens() {
+    let tm = FakeTaskManager::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = start(&tm, dir.path(), taskmanager::CLIENT_SECRET);
+    let base = host.base.as_str();
+    let browser = Browser::new();
+    let client_id = register_public_client(&browser, base);
+
+    let sign_in = to_taskmanager(&browser, &host, &tm, &client_id);
+    let wrong = browser.submit(&sign_in, &[("username", "alice"), ("password", "guess")]);
+    assert_eq!(wrong.status, 401);
+    let back = browser.submit(
+        &wrong,
+        &[
+            ("username", taskmanager::USERNAME),
+            ("password", taskmanager::PASSWORD),
+        ],
+    );
+    let callback = back.location();
+    assert!(
+        callback.starts_with(&host.url("/oauth/callback?")),
+        "{callback}"
+    );
+    let consent = browser.follow(&back);
+    assert_eq!(consent.status, 200, "consent page: {}", consent.body);
+    assert!(consent.body.contains("E2E Client"), "{}", consent.body);
+    let to_client = browser.submit(&consent, &[("decision", "approve")]);
+    let code = client_redirect_code(&to_client, base);
+
+    let tokens = tokens_of(&redeem(&browser, base, &client_id, &code));
+    let info = introspect(&browser, base, text(&tokens, "access_token"));
+    assert_eq!(info["active"], true);
+    assert_eq!(info["sub"], taskmanager::USER_ID.to_string());
+    assert_eq!(info["client_id"], client_id.as_str());
+
+    // TaskManager saw one exchange, with our credentials and the verifier of our challenge.
+    let exchanges = tm.exchanges();
+    assert_eq!(exchanges.len(), 1, "{exchanges:?}");
+    let exchange = &exchanges[0];
+    assert_eq!(exchange.client_id, taskmanager::CLIENT_ID);
+    assert_eq!(exchange.client_secret, taskmanager::CLIENT_SECRET);
+    assert!(exchange.verifier_matched, "{exchange:?}");
+    assert!(exchange.succeeded, "{exchange:?}");
+
+    // Replaying TaskManager's redirect finds the sign-in taken.
+    let replay = browser.get(&callback);
+    assert_eq!(replay.status, 400, "{}", replay.body);
+}
+
+#[test]
+fn a_refused_exchange_is_a_sign_in_failure_page_with_taskmanagers_reason() {
+    let tm = FakeTaskManager::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = start(&tm, dir.path(), "not-the-secret");
+    let browser = Browser::new();
+    let client_id = register_public_client(&browser, &host.base);
+
+    let sign_in = to_taskmanager(&browser, &host, &tm, &client_id);
+    let back = browser.submit(
+        &sign_in,
+        &[
+            ("username", taskmanager::USERNAME),
+            ("password", taskmanager::PASSWORD),
+        ],
+    );
+    let failed = browser.follow(&back);
+    assert_eq!(failed.status, 502, "{}", failed.body);
+    assert!(
+        failed.body.contains("Invalid client credentials"),
+        "{}",
+        failed.body
+    );
+    assert!(!tm.exchanges()[0].succeeded);
+}
