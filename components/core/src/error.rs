@@ -154,11 +154,14 @@ impl OAuthError {
 
 impl From<StoreError> for OAuthError {
     /// A store outage is the server's trouble, but a transient one: 503 lets clients retry.
-    fn from(err: StoreError) -> OAuthError {
+    /// The backend's own message stays out of the response (it may name hosts or keys); the
+    /// host logs store errors where operators read them.
+    fn from(_: StoreError) -> OAuthError {
         OAuthError::new(
             ErrorCode::TemporarilyUnavailable,
-            format!("storage is unavailable ({})", err.0),
+            "storage is temporarily unavailable; try again",
         )
+        .with_header("retry-after", "1")
     }
 }
 
@@ -169,3 +172,19 @@ impl std::fmt::Display for OAuthError {
 }
 
 impl std::error::Error for OAuthError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_outage_is_a_503_that_keeps_the_backend_message_private() {
+        let res =
+            OAuthError::from(StoreError("redis://10.0.0.7:6379 refused".into())).into_response();
+        assert_eq!(res.status, 503);
+        assert_eq!(res.header("retry-after"), Some("1"));
+        let body = String::from_utf8(res.body).unwrap();
+        assert!(body.contains("temporarily_unavailable"), "{body}");
+        assert!(!body.contains("10.0.0.7"), "{body}");
+    }
+}
