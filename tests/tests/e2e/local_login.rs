@@ -7,20 +7,7 @@ use serde_json::json;
 
 use crate::support::*;
 
-#[test]
-fn on_the_embedded_store() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let host = Host::start(dir.path(), &Backend::Embedded.options());
-    flow(&host);
-}
-
-#[test]
-fn on_redis() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let backend = Backend::Redis(Redis::start(dir.path()));
-    let host = Host::start(dir.path(), &backend.options());
-    flow(&host);
-}
+on_each_store!(flow);
 
 fn flow(host: &Host) {
     let browser = Browser::new();

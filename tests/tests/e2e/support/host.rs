@@ -273,6 +273,23 @@ fn build_host(root: &Path, target: &Path, release: bool) {
             "mcp-auth",
         ])
         .env("CARGO_TARGET_DIR", target);
+    // Cargo gives this test process the package's own variables; build scripts that track one
+    // (ring's tracks CARGO_MANIFEST_DIR) would rebuild half the host if they leaked in.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let per_package = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ];
+        if per_package.iter().any(|p| name.starts_with(p)) {
+            command.env_remove(name.as_ref());
+        }
+    }
     if release {
         command.arg("--release");
     }

@@ -30,7 +30,43 @@ pub fn pkce_challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-/// Where a store lives, for tests that run on each.
+/// Which key-value backend a host's `default` store uses.
+#[derive(Debug, Clone, Copy)]
+pub enum Store {
+    /// The host's on-disk store in its data directory.
+    Embedded,
+    /// A `redis-server` of the test's own.
+    Redis,
+}
+
+/// Runs `flow` against a fresh host on `store`, then stops everything.
+pub fn with_host(store: Store, flow: impl FnOnce(&Host)) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = match store {
+        Store::Embedded => Backend::Embedded,
+        Store::Redis => Backend::Redis(Redis::start(dir.path())),
+    };
+    let host = Host::start(dir.path(), &backend.options());
+    flow(&host);
+}
+
+/// Two `#[test]`s that run `flow` (a `fn(&Host)`) on each [`Store`].
+macro_rules! on_each_store {
+    ($flow:ident) => {
+        #[test]
+        fn on_the_embedded_store() {
+            $crate::support::with_host($crate::support::Store::Embedded, $flow);
+        }
+
+        #[test]
+        fn on_redis() {
+            $crate::support::with_host($crate::support::Store::Redis, $flow);
+        }
+    };
+}
+pub(crate) use on_each_store;
+
+/// A backend that is running: Redis lives as long as this.
 pub enum Backend {
     Embedded,
     Redis(Redis),
