@@ -152,7 +152,7 @@ secret = {{ required = true, secret = true }}
     // A required variable with no value stops start-up, naming it.
     let dir = tempfile::tempdir().unwrap();
     let path = support::write_app(dir.path(), &manifest, None);
-    let store = Arc::new(support::MapStore::default());
+    let store = Arc::new(support::MapStore::new());
     let err = Server::new(&path, support::options(&store))
         .err()
         .unwrap()
@@ -166,7 +166,7 @@ secret = {{ required = true, secret = true }}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_errors_name_the_problem() {
-    let store = Arc::new(support::MapStore::default());
+    let store = Arc::new(support::MapStore::new());
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.toml");
     let err = Server::new(&missing, support::options(&store))
@@ -323,7 +323,7 @@ async fn keyvalue_from_a_guest() {
     let host = TestHost::start(&manifest, None, |o| {
         if let Some(stores) = o.stores.as_mut() {
             stores.insert("broken".into(), Arc::new(support::BrokenStore));
-            stores.insert("private".into(), Arc::new(support::MapStore::default()));
+            stores.insert("private".into(), Arc::new(support::MapStore::new()));
         }
     })
     .await;
@@ -417,7 +417,10 @@ async fn shutdown_finishes_in_flight_requests() {
     let slow =
         tokio::spawn(async move { request(addr, "GET", "/sleep?ms=1000", Vec::new(), &[]).await });
     // Wait until the guest is running (it marks the store before sleeping).
-    while !host.store.map.lock().unwrap().contains_key("sleeping") {
+    while !mcp_auth_kv::Store::exists(&*host.store, "sleeping")
+        .await
+        .unwrap()
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let server = host.server.clone();

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -31,55 +31,8 @@ pub fn guest_wasm() -> &'static Path {
     })
 }
 
-/// A store over a map behind one lock (stands in for the real backends of `mcp-auth-kv`).
-#[derive(Default)]
-pub struct MapStore {
-    pub map: Mutex<HashMap<String, Vec<u8>>>,
-}
-
-#[async_trait]
-impl Store for MapStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.map.lock().unwrap().get(key).cloned())
-    }
-    async fn set(&self, key: &str, value: &[u8]) -> Result<(), Error> {
-        self.map.lock().unwrap().insert(key.into(), value.to_vec());
-        Ok(())
-    }
-    async fn delete(&self, key: &str) -> Result<(), Error> {
-        self.map.lock().unwrap().remove(key);
-        Ok(())
-    }
-    async fn exists(&self, key: &str) -> Result<bool, Error> {
-        Ok(self.map.lock().unwrap().contains_key(key))
-    }
-    async fn list_keys(&self) -> Result<Vec<String>, Error> {
-        Ok(self.map.lock().unwrap().keys().cloned().collect())
-    }
-    async fn increment(&self, key: &str, delta: i64) -> Result<i64, Error> {
-        let mut map = self.map.lock().unwrap();
-        let n = map
-            .get(key)
-            .map(|v| String::from_utf8_lossy(v).parse::<i64>().unwrap())
-            .unwrap_or(0)
-            + delta;
-        map.insert(key.into(), n.to_string().into_bytes());
-        Ok(n)
-    }
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        current: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool, Error> {
-        let mut map = self.map.lock().unwrap();
-        if map.get(key).map(Vec::as_slice) != current {
-            return Ok(false);
-        }
-        map.insert(key.into(), new.to_vec());
-        Ok(true)
-    }
-}
+/// The stores tests inject: `mcp-auth-kv`'s own memory backend.
+pub type MapStore = mcp_auth_kv::memory::MemoryStore;
 
 /// A store whose every operation fails.
 pub struct BrokenStore;
