@@ -4,6 +4,7 @@
 //! as Spin requires.
 
 use crate::env::Config;
+use crate::secret::Secret;
 
 /// Which identity provider users sign in with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +15,7 @@ pub enum Provider {
     TaskManager {
         base_url: String,
         client_id: String,
-        client_secret: String,
+        client_secret: UpstreamSecret,
         scope: String,
     },
     /// GitHub OAuth apps; identity from `GET /user`.
@@ -22,15 +23,34 @@ pub enum Provider {
         web_url: String,
         api_url: String,
         client_id: String,
-        client_secret: String,
+        client_secret: UpstreamSecret,
     },
     /// Any OpenID Connect provider, found by discovery from its issuer.
     Oidc {
         issuer: String,
         client_id: String,
-        client_secret: String,
+        client_secret: UpstreamSecret,
         scope: String,
     },
+}
+
+/// The client secret mcp-auth holds at the upstream provider. Only the `authorize` component
+/// uses it (to redeem the provider's code), so only that component is given it: elsewhere it
+/// is absent, and asking for it is the configuration error the authorize component reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSecret {
+    variable: &'static str,
+    value: Option<Secret>,
+}
+
+impl UpstreamSecret {
+    /// The secret, or the error naming the variable that should hold it.
+    pub fn get(&self) -> Result<&str, ConfigError> {
+        self.value.as_ref().map(Secret::expose).ok_or(ConfigError {
+            variable: self.variable,
+            message: "is required for this upstream provider".into(),
+        })
+    }
 }
 
 /// The JWS algorithm of our access tokens.
@@ -168,6 +188,10 @@ impl Settings {
                 message: "is required for this upstream provider".into(),
             })
         };
+        let secret = |variable: &'static str| UpstreamSecret {
+            variable,
+            value: get(variable).map(Secret::new),
+        };
         let number = |name: &'static str, default: u64, what: &str| match get(name) {
             None => Ok(default),
             Some(v) => v.trim().parse::<u64>().map_err(|_| ConfigError {
@@ -205,19 +229,19 @@ impl Settings {
             "taskmanager" => Provider::TaskManager {
                 base_url: trim_slash(&text("taskmanager_oauth_host", "http://127.0.0.1:8000")),
                 client_id: required("taskmanager_client_id")?,
-                client_secret: required("taskmanager_client_secret")?,
+                client_secret: secret("taskmanager_client_secret"),
                 scope: text("taskmanager_mcp_scope", "read"),
             },
             "github" => Provider::GitHub {
                 web_url: trim_slash(&text("github_url", "https://github.com")),
                 api_url: trim_slash(&text("github_api_url", "https://api.github.com")),
                 client_id: required("github_client_id")?,
-                client_secret: required("github_client_secret")?,
+                client_secret: secret("github_client_secret"),
             },
             "oidc" => Provider::Oidc {
                 issuer: required("oidc_issuer")?,
                 client_id: required("oidc_client_id")?,
-                client_secret: required("oidc_client_secret")?,
+                client_secret: secret("oidc_client_secret"),
                 scope: text("oidc_scope", "openid profile email"),
             },
             other => {
@@ -445,6 +469,31 @@ mod tests {
         let c = MapConfig::from([("upstream_provider", "taskmanager")]);
         let err = Settings::from_config(&c).unwrap_err();
         assert_eq!(err.variable, "taskmanager_client_id");
+    }
+
+    #[test]
+    fn the_client_secret_is_asked_for_only_when_used_and_never_printed() {
+        let c = MapConfig::from([
+            ("upstream_provider", "github"),
+            ("github_client_id", "gh-client"),
+        ]);
+        let Provider::GitHub { client_secret, .. } = Settings::from_config(&c).unwrap().provider
+        else {
+            panic!("not github")
+        };
+        assert_eq!(client_secret.get().unwrap_err().variable, "github_client_secret");
+
+        let c = MapConfig::from([
+            ("upstream_provider", "github"),
+            ("github_client_id", "gh-client"),
+            ("github_client_secret", "gh-s3cret"),
+        ]);
+        let settings = Settings::from_config(&c).unwrap();
+        assert!(!format!("{settings:?}").contains("gh-s3cret"));
+        let Provider::GitHub { client_secret, .. } = settings.provider else {
+            panic!("not github")
+        };
+        assert_eq!(client_secret.get(), Ok("gh-s3cret"));
     }
 
     #[test]

@@ -434,3 +434,24 @@ fn login_page_is_not_served_for_upstream_providers() {
     let res = h.call(Request::form("/login", &[("session", "s")]));
     assert_eq!(res.status, 404);
 }
+
+/// Only `authorize` is given the upstream client secret: every other endpoint works without
+/// it, and a sign-in without it stops at a 500 page naming the variable, before the user is
+/// sent to the provider and before anything is stored.
+#[test]
+fn missing_client_secret_fails_only_the_sign_in() {
+    let h = harness(&[
+        ("upstream_provider", "taskmanager"),
+        ("taskmanager_oauth_host", TM),
+        ("taskmanager_client_id", "tm-client"),
+    ]);
+    let metadata = get(&h, "/.well-known/oauth-authorization-server");
+    assert_eq!(metadata.status, 200, "{}", body(&metadata));
+
+    let before = h.store.keys();
+    let res = authorize(&h, &[]);
+    assert_eq!(res.status, 500, "{}", body(&res));
+    assert!(body(&res).contains("taskmanager_client_secret"), "{}", body(&res));
+    assert_eq!(h.store.keys(), before);
+    assert!(sent(&h).is_empty());
+}

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::env::Env;
 use crate::http::{with_query, OutgoingRequest, Response, UpstreamResponse};
 use crate::pages;
-use crate::settings::{Provider, Settings};
+use crate::settings::{ConfigError, Provider, Settings};
 
 /// Our side of one sign-in, sent in the authorization request to the provider.
 #[derive(Debug, Clone, Copy)]
@@ -30,9 +30,12 @@ pub struct SignIn<'a> {
     pub nonce: Option<&'a str>,
 }
 
-/// Why signing in with the provider failed. Users see it as a 502 page.
+/// Why signing in with the provider failed. Users see it as a 502 page (500 when the
+/// failure is our own configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamFailure {
+    /// mcp-auth lacks what it needs to talk to the provider (its client secret).
+    Misconfigured(ConfigError),
     /// No answer: refused, timed out, or not allowed by the host.
     Unreachable(String),
     /// The provider answered with an error; its message.
@@ -44,6 +47,7 @@ pub enum UpstreamFailure {
 impl UpstreamFailure {
     pub fn message(&self) -> String {
         match self {
+            UpstreamFailure::Misconfigured(e) => format!("mcp-auth is misconfigured: {e}"),
             UpstreamFailure::Unreachable(m) => {
                 format!("the identity provider is unreachable ({m})")
             }
@@ -56,8 +60,23 @@ impl UpstreamFailure {
 
     /// The page shown instead of continuing: 502, the provider failed us.
     pub fn page(&self) -> Response {
-        pages::error_page(502, "Sign-in failed", &self.message())
+        let status = match self {
+            UpstreamFailure::Misconfigured(_) => 500,
+            _ => 502,
+        };
+        pages::error_page(status, "Sign-in failed", &self.message())
     }
+}
+
+/// Our client secret at the provider; none for the local login.
+fn client_secret(provider: &Provider) -> Result<&str, UpstreamFailure> {
+    let secret = match provider {
+        Provider::Local => return Ok(""),
+        Provider::TaskManager { client_secret, .. }
+        | Provider::GitHub { client_secret, .. }
+        | Provider::Oidc { client_secret, .. } => client_secret,
+    };
+    secret.get().map_err(UpstreamFailure::Misconfigured)
 }
 
 /// Does the provider take an OIDC `nonce`?
@@ -83,6 +102,9 @@ pub fn same_user(provider: &Provider, a: &str, b: &str) -> bool {
 /// §4.1.1, with our PKCE) or, for the local provider, our login page.
 pub fn login_url(env: &Env, sign_in: &SignIn) -> Result<String, UpstreamFailure> {
     let settings = &env.settings;
+    // Without our secret the provider's code could not be redeemed: say so before the user
+    // signs in there for nothing.
+    client_secret(&settings.provider)?;
     let (endpoint, client_id, scope) = match &settings.provider {
         Provider::Local => return Ok(local::login_url(settings, sign_in.state)),
         Provider::TaskManager {
@@ -133,7 +155,8 @@ pub fn identify(
     verifier: &str,
     nonce: Option<&str>,
 ) -> Result<String, UpstreamFailure> {
-    let exchange = |endpoint: String, client_id: &str, client_secret: &str| {
+    let client_secret = client_secret(&env.settings.provider)?;
+    let exchange = |endpoint: String, client_id: &str| {
         // RFC 6749 §4.1.3, client_secret_post (§2.3.1): every provider accepts it.
         let request = OutgoingRequest::post_form(
             endpoint,
@@ -155,14 +178,9 @@ pub fn identify(
         Provider::TaskManager {
             base_url,
             client_id,
-            client_secret,
             ..
         } => {
-            let token = exchange(
-                taskmanager::token_endpoint(base_url),
-                client_id,
-                client_secret,
-            )?;
+            let token = exchange(taskmanager::token_endpoint(base_url), client_id)?;
             let request = taskmanager::identity_request(base_url, &token.access_token);
             taskmanager::parse_identity(&send_json(env, &request)?)
         }
@@ -170,19 +188,15 @@ pub fn identify(
             web_url,
             api_url,
             client_id,
-            client_secret,
+            ..
         } => {
-            let token = exchange(github::token_endpoint(web_url), client_id, client_secret)?;
+            let token = exchange(github::token_endpoint(web_url), client_id)?;
             let request = github::identity_request(api_url, &token.access_token);
             github::parse_identity(&send_json(env, &request)?)
         }
-        Provider::Oidc {
-            client_id,
-            client_secret,
-            ..
-        } => {
+        Provider::Oidc { client_id, .. } => {
             let discovery = oidc::discovery(env)?;
-            let token = exchange(discovery.token_endpoint.clone(), client_id, client_secret)?;
+            let token = exchange(discovery.token_endpoint.clone(), client_id)?;
             oidc::identify(env, &discovery, client_id, &token, nonce)
         }
     }?;
