@@ -10,6 +10,9 @@ use std::path::Path;
 
 use mcp_auth_core::{route, Config, Endpoint, Group, Settings};
 
+/// Variables the core never reads: only the manifest's `allowed_outbound_hosts` uses them.
+const MANIFEST_ONLY: [&str; 1] = ["cimd_outbound_host"];
+
 const COMPONENTS: [(&str, Group); 5] = [
     ("discovery", Group::DISCOVERY),
     ("registration", Group::REGISTRATION),
@@ -65,7 +68,11 @@ fn names_the_core_reads() -> BTreeSet<String> {
 #[test]
 fn every_variable_is_declared_and_mapped_where_it_is_needed() {
     let manifest = manifest();
-    let declared: BTreeSet<String> = table(&manifest, "variables").keys().cloned().collect();
+    let declared: BTreeSet<String> = table(&manifest, "variables")
+        .keys()
+        .filter(|name| !MANIFEST_ONLY.contains(&name.as_str()))
+        .cloned()
+        .collect();
     assert_eq!(declared, names_the_core_reads());
     let components = table(&manifest, "component");
     for (name, _) in COMPONENTS {
@@ -172,6 +179,22 @@ fn components_are_built_and_confined_as_the_issue_says() {
             component.contains_key("allowed_outbound_hosts"),
             name == "authorize",
             "{name}: only authorize may reach other servers"
+        );
+    }
+}
+
+#[test]
+fn manifest_only_variables_are_declared_and_in_the_allow_list() {
+    let manifest = manifest();
+    let variables = table(&manifest, "variables");
+    let authorize = table(table(&manifest, "component"), "authorize");
+    let hosts = authorize["allowed_outbound_hosts"].as_array().unwrap();
+    for var in MANIFEST_ONLY {
+        assert!(variables.contains_key(var), "`{var}` is not declared");
+        let template = format!("{{{{ {var} }}}}");
+        assert!(
+            hosts.iter().any(|h| h.as_str() == Some(template.as_str())),
+            "`{var}` is in no allowed_outbound_hosts entry"
         );
     }
 }

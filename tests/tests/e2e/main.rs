@@ -4,13 +4,16 @@
 //! a real `redis-server`.
 //!
 //! Needs: the components built (`cargo build --target wasm32-wasip2 --release`, which
-//! `scripts/test` runs first) and `redis-server` on `PATH` (or `REDIS_SERVER`). The host
-//! binary is built by the first test (`cargo build -p mcp-auth-host --bin mcp-auth`).
+//! `scripts/test` runs first), `redis-server` on `PATH` (or `REDIS_SERVER`), and for the SDK
+//! tests a Python with `tests/python/requirements.txt` (`MCP_AUTH_PYTHON`, or `target/venv`,
+//! which `scripts/test` prepares). The host binary is built by the first test (`cargo build -p
+//! mcp-auth-host --bin mcp-auth`).
 
 mod support;
 
 mod device;
 mod local_login;
 mod restart;
+mod sdk;
 mod stores;
 mod taskmanager;

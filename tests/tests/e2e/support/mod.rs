@@ -3,6 +3,8 @@
 
 pub mod browser;
 pub mod host;
+pub mod metadata_document;
+pub mod python;
 pub mod redis;
 pub mod taskmanager;
 
@@ -124,14 +126,25 @@ pub fn authorization_url(base: &str, client_id: &str, state: &str) -> String {
 /// /authorize → the built-in login (demo/demo) → consent → approve; returns the code the
 /// redirect to the client carries, after checking `state` and `iss` (RFC 9207).
 pub fn sign_in_locally(browser: &Browser, base: &str, issuer: &str, client_id: &str) -> String {
-    let to_login = browser.get(&authorization_url(base, client_id, "st-1"));
+    let back = approve_as_demo(
+        browser,
+        &authorization_url(base, client_id, "st-1"),
+        "E2E Client",
+    );
+    client_redirect_code(&back, issuer)
+}
+
+/// The user's part of the authorization request at `url`: the built-in login (demo/demo), then
+/// "approve" on the consent page, which must name `client_name`. Returns the redirect to the
+/// client.
+pub fn approve_as_demo(browser: &Browser, url: &str, client_name: &str) -> Page {
+    let to_login = browser.get(url);
     let login = browser.follow(&to_login);
     assert_eq!(login.status, 200, "login page: {}", login.body);
     let consent = browser.submit(&login, &[("username", "demo"), ("password", "demo")]);
     assert_eq!(consent.status, 200, "consent page: {}", consent.body);
-    assert!(consent.body.contains("E2E Client"), "{}", consent.body);
-    let back = browser.submit(&consent, &[("decision", "approve")]);
-    client_redirect_code(&back, issuer)
+    assert!(consent.body.contains(client_name), "{}", consent.body);
+    browser.submit(&consent, &[("decision", "approve")])
 }
 
 /// The code of the final redirect to the client.
