@@ -10,6 +10,7 @@
 mod support;
 
 mod device;
+mod faults;
 mod local_login;
 mod restart;
 mod stores;
