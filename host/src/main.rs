@@ -66,6 +66,11 @@ struct ServeArgs {
     /// Wall-time limit of one request, in seconds.
     #[arg(long, default_value_t = 30)]
     request_timeout: u64,
+    /// Time limit of an outbound request (the upstream provider, Client ID Metadata
+    /// Documents) to its first response byte and between bytes, in seconds; connecting gets
+    /// at most 5 of them.
+    #[arg(long, default_value_t = 15)]
+    outbound_timeout: u64,
     /// Linear-memory limit of one instance, in MiB.
     #[arg(long, default_value_t = 64)]
     max_memory_mib: usize,
@@ -107,6 +112,10 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
         limits.max_concurrent_requests = args.max_concurrent_requests;
         limits.request_timeout = Duration::from_secs(args.request_timeout);
         limits.max_memory_bytes = args.max_memory_mib << 20;
+        limits.outbound_first_byte_timeout = Duration::from_secs(args.outbound_timeout);
+        limits.outbound_connect_timeout = limits
+            .outbound_connect_timeout
+            .min(limits.outbound_first_byte_timeout);
         let mut options = Options::default();
         options.environment = command_line_variables(&args);
         options.runtime_config = args.runtime_config;

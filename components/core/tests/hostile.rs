@@ -707,6 +707,8 @@ fn a_store_outage_is_503_temporarily_unavailable_everywhere() {
         let res = handle(&env, &req, Endpoint::ALL);
         let body = String::from_utf8_lossy(&res.body).into_owned();
         assert_eq!(res.status, 503, "{path}: {body}");
+        // RFC 9110 §10.2.3: when to try again, for people and programs alike.
+        assert_eq!(res.header("retry-after"), Some("1"), "{path}");
         match reader(&path) {
             Reader::Client => assert_eq!(
                 res.json_body().unwrap()["error"],

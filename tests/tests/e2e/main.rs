@@ -12,6 +12,7 @@
 mod support;
 
 mod device;
+mod faults;
 mod local_login;
 mod restart;
 mod sdk;

@@ -2,8 +2,6 @@
 //! directory, a registered client is still there (RFC 7592 read) and tokens issued before
 //! still introspect as active (same signing key, same records).
 
-use serde_json::json;
-
 use crate::support::*;
 
 #[test]
@@ -14,26 +12,9 @@ fn a_restarted_host_still_knows_its_clients_and_tokens() {
 
     let first = Host::start(&data, &HostOptions::default());
     let base = first.base.clone();
-    let registered = register(
-        &browser,
-        &base,
-        json!({
-            "client_name": "E2E Client",
-            "redirect_uris": [REDIRECT],
-            "token_endpoint_auth_method": "none",
-            "application_type": "native",
-        }),
-    );
+    let registered = register(&browser, &base, public_client_metadata());
     let client_id = text(&registered, "client_id");
-    let read = || {
-        browser.get_with(
-            text(&registered, "registration_client_uri"),
-            &[(
-                "authorization",
-                &format!("Bearer {}", text(&registered, "registration_access_token")),
-            )],
-        )
-    };
+    let read = || read_registration(&browser, &registered);
     let before = read();
     assert_eq!(before.status, 200, "{}", before.body);
     let code = sign_in_locally(&browser, &base, &base, client_id);

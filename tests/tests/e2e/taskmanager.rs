@@ -7,7 +7,17 @@ use crate::support::taskmanager::{self, FakeTaskManager};
 use crate::support::*;
 
 fn start(tm: &FakeTaskManager, dir: &std::path::Path, client_secret: &str) -> Host {
-    let options = HostOptions::default()
+    start_with(tm, dir, client_secret, HostOptions::default())
+}
+
+/// A host delegating to `tm` as TaskManager client `client_secret`, started with `options`.
+pub(crate) fn start_with(
+    tm: &FakeTaskManager,
+    dir: &std::path::Path,
+    client_secret: &str,
+    options: HostOptions,
+) -> Host {
+    let options = options
         .variable("UPSTREAM_PROVIDER", "taskmanager")
         .variable("TASKMANAGER_OAUTH_HOST", &tm.base)
         .variable("TASKMANAGER_CLIENT_ID", taskmanager::CLIENT_ID)
@@ -18,7 +28,12 @@ fn start(tm: &FakeTaskManager, dir: &std::path::Path, client_secret: &str) -> Ho
 }
 
 /// Our /authorize → TaskManager's sign-in page, checking what we asked TaskManager for.
-fn to_taskmanager(browser: &Browser, host: &Host, tm: &FakeTaskManager, client_id: &str) -> Page {
+pub(crate) fn to_taskmanager(
+    browser: &Browser,
+    host: &Host,
+    tm: &FakeTaskManager,
+    client_id: &str,
+) -> Page {
     let redirect = browser.get(&authorization_url(&host.base, client_id, "st-1"));
     let upstream = redirect.location();
     assert!(
@@ -35,6 +50,37 @@ fn to_taskmanager(browser: &Browser, host: &Host, tm: &FakeTaskManager, client_i
     sign_in
 }
 
+/// alice signs in on TaskManager's page and allows us; TaskManager's redirect back to our
+/// /oauth/callback.
+pub(crate) fn sign_in_at_taskmanager(browser: &Browser, sign_in: &Page) -> Page {
+    browser.submit(
+        sign_in,
+        &[
+            ("username", taskmanager::USERNAME),
+            ("password", taskmanager::PASSWORD),
+        ],
+    )
+}
+
+/// A whole sign-in through TaskManager, approved on our consent page: TaskManager's redirect
+/// to our callback, and the code our redirect to the client carries.
+pub(crate) fn sign_in_through_taskmanager(
+    browser: &Browser,
+    host: &Host,
+    tm: &FakeTaskManager,
+    client_id: &str,
+) -> (String, String) {
+    let sign_in = to_taskmanager(browser, host, tm, client_id);
+    let back = sign_in_at_taskmanager(browser, &sign_in);
+    let consent = browser.follow(&back);
+    assert_eq!(consent.status, 200, "consent page: {}", consent.body);
+    let to_client = browser.submit(&consent, &[("decision", "approve")]);
+    (
+        back.location(),
+        client_redirect_code(&to_client, &host.base),
+    )
+}
+
 #[test]
 fn a_taskmanager_user_signs_in_and_is_the_subject_of_our_tokens() {
     let tm = FakeTaskManager::start();
@@ -47,13 +93,7 @@ fn a_taskmanager_user_signs_in_and_is_the_subject_of_our_tokens() {
     let sign_in = to_taskmanager(&browser, &host, &tm, &client_id);
     let wrong = browser.submit(&sign_in, &[("username", "alice"), ("password", "guess")]);
     assert_eq!(wrong.status, 401);
-    let back = browser.submit(
-        &wrong,
-        &[
-            ("username", taskmanager::USERNAME),
-            ("password", taskmanager::PASSWORD),
-        ],
-    );
+    let back = sign_in_at_taskmanager(&browser, &wrong);
     let callback = back.location();
     assert!(
         callback.starts_with(&host.url("/oauth/callback?")),
@@ -94,13 +134,7 @@ fn a_refused_exchange_is_a_sign_in_failure_page_with_taskmanagers_reason() {
     let client_id = register_public_client(&browser, &host.base);
 
     let sign_in = to_taskmanager(&browser, &host, &tm, &client_id);
-    let back = browser.submit(
-        &sign_in,
-        &[
-            ("username", taskmanager::USERNAME),
-            ("password", taskmanager::PASSWORD),
-        ],
-    );
+    let back = sign_in_at_taskmanager(&browser, &sign_in);
     let failed = browser.follow(&back);
     assert_eq!(failed.status, 502, "{}", failed.body);
     assert!(

@@ -37,13 +37,17 @@ pub(crate) fn method_not_allowed(allow: &str) -> Response {
         .into_response()
 }
 
-/// A store outage, shown to a person: 503, try again.
-pub(crate) fn unavailable(_err: StoreError) -> Response {
-    pages::error_page(
-        503,
+/// A store outage, shown to a person: the status and `Retry-After` (RFC 9110 §10.2.3) of the
+/// API endpoints' answer, on a page.
+pub(crate) fn unavailable(err: StoreError) -> Response {
+    let answer = OAuthError::from(err);
+    let mut page = pages::error_page(
+        answer.status,
         "Temporarily unavailable",
         "The server cannot reach its storage right now. Please try again in a moment.",
-    )
+    );
+    page.headers.extend(answer.headers);
+    page
 }
 
 /// A page for a bad request.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -101,6 +102,10 @@ pub fn query_of(url: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// How long one request may take before the browser gives up: only a guard against a test
+/// hanging forever (the host's own request timeout is 30 s), no assertion about speed.
+const REQUEST_LIMIT: Duration = Duration::from_secs(60);
+
 /// See the module documentation.
 pub struct Browser {
     agent: ureq::Agent,
@@ -119,6 +124,7 @@ impl Browser {
         let config = ureq::Agent::config_builder()
             .max_redirects(0)
             .http_status_as_error(false)
+            .timeout_global(Some(REQUEST_LIMIT))
             .build();
         Browser {
             agent: config.into(),
@@ -136,8 +142,10 @@ impl Browser {
         for (name, value) in self.headers(headers) {
             request = request.header(name, value);
         }
-        let response = request.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        self.page(url, response)
+        request
+            .call()
+            .and_then(|response| self.page(url, response))
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
     }
 
     /// The status of a GET, or `None` when nothing answers (for polling a starting server).
@@ -162,13 +170,23 @@ impl Browser {
         fields: &[(&str, &str)],
         headers: &[(&str, &str)],
     ) -> Page {
+        self.try_post_form_with(url, fields, headers)
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"))
+    }
+
+    /// [`Browser::post_form_with`], with a transport failure (nothing listening, the
+    /// connection cut mid-answer, the time limit) as an error instead of a panic.
+    pub fn try_post_form_with(
+        &self,
+        url: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Result<Page, ureq::Error> {
         let mut request = self.agent.post(url);
         for (name, value) in self.headers(headers) {
             request = request.header(name, value);
         }
-        let response = request
-            .send_form(fields.iter().copied())
-            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let response = request.send_form(fields.iter().copied())?;
         self.page(url, response)
     }
 
@@ -185,6 +203,18 @@ impl Browser {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Page {
+        self.try_send_json(method, url, body, headers)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+    }
+
+    /// [`Browser::send_json`], with a transport failure as an error instead of a panic.
+    pub fn try_send_json(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Page, ureq::Error> {
         let request = ureq::http::Request::builder()
             .method(method)
             .uri(url)
@@ -193,10 +223,7 @@ impl Browser {
             .iter()
             .fold(request, |r, (name, value)| r.header(*name, *value));
         let body = body.map(Value::to_string).unwrap_or_default();
-        let response = self
-            .agent
-            .run(request.body(body).expect("request"))
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let response = self.agent.run(request.body(body).expect("request"))?;
         self.page(url, response)
     }
 
@@ -231,7 +258,11 @@ impl Browser {
         headers
     }
 
-    fn page(&self, url: &str, mut response: ureq::http::Response<ureq::Body>) -> Page {
+    fn page(
+        &self,
+        url: &str,
+        mut response: ureq::http::Response<ureq::Body>,
+    ) -> Result<Page, ureq::Error> {
         let headers: Vec<(String, String)> = response
             .headers()
             .iter()
@@ -255,16 +286,13 @@ impl Browser {
             }
         }
         drop(jar);
-        let body = response
-            .body_mut()
-            .read_to_string()
-            .unwrap_or_else(|e| panic!("{url}: reading the body: {e}"));
-        Page {
+        let body = response.body_mut().read_to_string()?;
+        Ok(Page {
             url: url.to_string(),
             status: response.status().as_u16(),
             headers,
             body,
-        }
+        })
     }
 }
 

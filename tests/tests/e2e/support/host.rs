@@ -31,11 +31,19 @@ pub struct HostOptions {
     pub issuer: Option<String>,
     /// Listen on this port (a restart on the same address); otherwise an ephemeral one.
     pub port: Option<u16>,
+    /// More `mcp-auth serve` options (limits such as `--request-timeout`).
+    pub args: Vec<String>,
 }
 
 impl HostOptions {
     pub fn variable(mut self, name: &str, value: &str) -> Self {
         self.variables.push((name.into(), value.into()));
+        self
+    }
+
+    /// `mcp-auth serve --<name> <value>`.
+    pub fn arg(mut self, name: &str, value: &str) -> Self {
+        self.args.extend([format!("--{name}"), value.to_string()]);
         self
     }
 }
@@ -94,6 +102,11 @@ impl Host {
     /// Stops the host now (SIGKILL: what was answered must already be durable).
     pub fn kill(mut self) {
         self.stop();
+    }
+
+    /// Whether the process is still alive (it did not crash).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The host's log (stderr and stdout), for failure messages.
@@ -164,6 +177,7 @@ fn spawn(
     if let Some(file) = &options.runtime_config {
         command.arg("--runtime-config").arg(file);
     }
+    command.args(&options.args);
     // Only the variables given here: none of the caller's environment.
     command
         .env_clear()
@@ -184,6 +198,29 @@ fn spawn(
         .stderr(err)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", paths.binary.display()))
+}
+
+/// `mcp-auth hash-password`: the PHC string of `password`, for `LOCAL_USERS`.
+pub fn hash_password(password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(&paths().binary)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run mcp-auth hash-password");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(password.as_bytes())
+        .expect("write the password");
+    let output = child.wait_with_output().expect("mcp-auth hash-password");
+    assert!(output.status.success(), "mcp-auth hash-password failed");
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_string()
 }
 
 /// A port nobody listens on right now.
@@ -259,19 +296,15 @@ fn warm_cache(paths: &Paths) {
     let _ = child.wait();
 }
 
-/// `cargo build -p mcp-auth-host --bin mcp-auth` with the cargo running the tests.
+/// Builds the host binary as `cargo test --workspace` does (scripts/test's command builds it,
+/// since the host package has integration tests): `cargo test --workspace --no-run` with the
+/// cargo running the tests. A narrower `cargo build -p mcp-auth-host` would unify dependency
+/// features differently and rebuild all of wasmtime a second time.
 fn build_host(root: &Path, target: &Path, release: bool) {
     let mut command = Command::new(env!("CARGO"));
     command
         .current_dir(root)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "mcp-auth-host",
-            "--bin",
-            "mcp-auth",
-        ])
+        .args(["test", "--workspace", "--no-run", "--quiet"])
         .env("CARGO_TARGET_DIR", target);
     // Cargo gives this test process the package's own variables; build scripts that track one
     // (ring's tracks CARGO_MANIFEST_DIR) would rebuild half the host if they leaked in.

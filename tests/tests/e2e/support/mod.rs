@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 pub use browser::{query_of, Browser, Page};
-pub use host::{Host, HostOptions};
+pub use host::{hash_password, Host, HostOptions};
 pub use redis::Redis;
 
 /// The MCP server tokens are for (RFC 8707 resource).
@@ -93,19 +93,32 @@ pub fn register(browser: &Browser, base: &str, metadata: Value) -> Value {
     page.json()
 }
 
+/// RFC 7592 §2.1: the client's configuration, read with its registration access token;
+/// `registered` is the registration response.
+pub fn read_registration(browser: &Browser, registered: &Value) -> Page {
+    browser.get_with(
+        text(registered, "registration_client_uri"),
+        &[(
+            "authorization",
+            &format!("Bearer {}", text(registered, "registration_access_token")),
+        )],
+    )
+}
+
 /// A public native client for the code flow; returns its id.
 pub fn register_public_client(browser: &Browser, base: &str) -> String {
-    let client = register(
-        browser,
-        base,
-        json!({
-            "client_name": "E2E Client",
-            "redirect_uris": [REDIRECT],
-            "token_endpoint_auth_method": "none",
-            "application_type": "native",
-        }),
-    );
+    let client = register(browser, base, public_client_metadata());
     client["client_id"].as_str().expect("client_id").to_string()
+}
+
+/// RFC 7591 metadata of a public native client for the code flow.
+pub fn public_client_metadata() -> Value {
+    json!({
+        "client_name": "E2E Client",
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none",
+        "application_type": "native",
+    })
 }
 
 /// The client's authorization request (RFC 6749 §4.1.1 with PKCE and RFC 8707 resource).
@@ -126,11 +139,19 @@ pub fn authorization_url(base: &str, client_id: &str, state: &str) -> String {
 /// /authorize → the built-in login (demo/demo) → consent → approve; returns the code the
 /// redirect to the client carries, after checking `state` and `iss` (RFC 9207).
 pub fn sign_in_locally(browser: &Browser, base: &str, issuer: &str, client_id: &str) -> String {
-    let back = approve_as_demo(
-        browser,
-        &authorization_url(base, client_id, "st-1"),
-        "E2E Client",
-    );
+    sign_in_locally_as(browser, base, issuer, client_id, ("demo", "demo"))
+}
+
+/// [`sign_in_locally`] as the user `(name, password)` of `LOCAL_USERS`.
+pub fn sign_in_locally_as(
+    browser: &Browser,
+    base: &str,
+    issuer: &str,
+    client_id: &str,
+    user: (&str, &str),
+) -> String {
+    let url = authorization_url(base, client_id, "st-1");
+    let back = approve_as(browser, &url, "E2E Client", user);
     client_redirect_code(&back, issuer)
 }
 
@@ -138,10 +159,20 @@ pub fn sign_in_locally(browser: &Browser, base: &str, issuer: &str, client_id: &
 /// "approve" on the consent page, which must name `client_name`. Returns the redirect to the
 /// client.
 pub fn approve_as_demo(browser: &Browser, url: &str, client_name: &str) -> Page {
+    approve_as(browser, url, client_name, ("demo", "demo"))
+}
+
+/// [`approve_as_demo`] as the user `(name, password)`.
+pub fn approve_as(
+    browser: &Browser,
+    url: &str,
+    client_name: &str,
+    (name, password): (&str, &str),
+) -> Page {
     let to_login = browser.get(url);
     let login = browser.follow(&to_login);
     assert_eq!(login.status, 200, "login page: {}", login.body);
-    let consent = browser.submit(&login, &[("username", "demo"), ("password", "demo")]);
+    let consent = browser.submit(&login, &[("username", name), ("password", password)]);
     assert_eq!(consent.status, 200, "consent page: {}", consent.body);
     assert!(consent.body.contains(client_name), "{}", consent.body);
     browser.submit(&consent, &[("decision", "approve")])
@@ -159,7 +190,17 @@ pub fn client_redirect_code(back: &Page, issuer: &str) -> String {
 
 /// `grant_type=authorization_code` for a public client.
 pub fn redeem(browser: &Browser, base: &str, client_id: &str, code: &str) -> Page {
-    browser.post_form(
+    try_redeem(browser, base, client_id, code).unwrap_or_else(|e| panic!("POST {base}/token: {e}"))
+}
+
+/// [`redeem`], with a transport failure as an error instead of a panic.
+pub fn try_redeem(
+    browser: &Browser,
+    base: &str,
+    client_id: &str,
+    code: &str,
+) -> Result<Page, ureq::Error> {
+    browser.try_post_form_with(
         &format!("{base}/token"),
         &[
             ("grant_type", "authorization_code"),
@@ -169,18 +210,25 @@ pub fn redeem(browser: &Browser, base: &str, client_id: &str, code: &str) -> Pag
             ("redirect_uri", REDIRECT),
             ("resource", RESOURCE),
         ],
+        &[],
     )
 }
 
 /// RFC 7662 introspection as the resource server.
 pub fn introspect(browser: &Browser, base: &str, token: &str) -> Value {
-    let page = browser.post_form_with(
+    let page = try_introspect(browser, base, token)
+        .unwrap_or_else(|e| panic!("POST {base}/introspect: {e}"));
+    assert_eq!(page.status, 200, "introspection: {}", page.body);
+    page.json()
+}
+
+/// The answer to [`introspect`]'s request, whatever it is.
+pub fn try_introspect(browser: &Browser, base: &str, token: &str) -> Result<Page, ureq::Error> {
+    browser.try_post_form_with(
         &format!("{base}/introspect"),
         &[("token", token)],
         &[("authorization", INTROSPECTION_AUTH)],
-    );
-    assert_eq!(page.status, 200, "introspection: {}", page.body);
-    page.json()
+    )
 }
 
 /// A 200 token response's JSON, with RFC 6749 §5.1's `no-store`.

@@ -1,5 +1,5 @@
-//! A real `redis-server` on an ephemeral loopback port, without persistence, stopped when the
-//! guard drops.
+//! A real `redis-server` on an ephemeral loopback port, without persistence (or, for the
+//! fault tests, with every write fsynced before it is answered), stopped when the guard drops.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,29 +17,26 @@ pub struct Redis {
     pub port: u16,
     /// A Spin runtime-config file pointing the `default` store here.
     pub runtime_config: PathBuf,
+    dir: PathBuf,
+    durable: bool,
 }
 
 impl Redis {
     /// Starts `redis-server` (from `PATH`, or `REDIS_SERVER`) writing its config beside `dir`.
     pub fn start(dir: &Path) -> Redis {
-        let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        Redis::start_in(dir, false)
+    }
+
+    /// Like [`Redis::start`], but the server writes every command to its append-only file and
+    /// fsyncs it before answering, so that after [`Redis::kill`] and [`Redis::restart`] it
+    /// holds everything it acknowledged.
+    pub fn start_durable(dir: &Path) -> Redis {
+        Redis::start_in(dir, true)
+    }
+
+    fn start_in(dir: &Path, durable: bool) -> Redis {
         for _attempt in 0..5 {
             let port = free_port();
-            let child = Command::new(&binary)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot start `{binary}` ({e}): these tests need a Redis server \
-                         (e.g. `apt-get install redis-server`, or set REDIS_SERVER)"
-                    )
-                });
             let runtime_config = dir.join(format!("runtime-config-redis-{port}.toml"));
             std::fs::write(
                 &runtime_config,
@@ -49,9 +46,11 @@ impl Redis {
             )
             .expect("write runtime config");
             let mut redis = Redis {
-                child,
+                child: spawn(dir, port, durable),
                 port,
                 runtime_config,
+                dir: dir.to_path_buf(),
+                durable,
             };
             if redis.wait_ready() {
                 return redis;
@@ -59,6 +58,23 @@ impl Redis {
             // Exited: most likely the port was taken meanwhile; `redis` drops here.
         }
         panic!("redis-server did not start");
+    }
+
+    /// SIGKILL, as in a crash: the port stops answering at once.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and directory (after [`Redis::kill`]).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.dir, self.port, self.durable);
+        assert!(
+            self.wait_ready(),
+            "redis-server did not restart on port {}",
+            self.port
+        );
     }
 
     /// PING until PONG; false when the server exited.
@@ -75,6 +91,38 @@ impl Redis {
         }
         panic!("redis-server on port {} did not answer PING", self.port);
     }
+}
+
+/// `redis-server` on `port`, keeping its files in `dir`.
+fn spawn(dir: &Path, port: u16, durable: bool) -> Child {
+    let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    let persistence: &[&str] = if durable {
+        &[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ]
+    } else {
+        &["--save", "", "--appendonly", "no"]
+    };
+    Command::new(&binary)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(persistence)
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start `{binary}` ({e}): these tests need a Redis server \
+                 (e.g. `apt-get install redis-server`, or set REDIS_SERVER)"
+            )
+        })
 }
 
 fn ping(port: u16) -> bool {

@@ -9,15 +9,20 @@
 //!   token_type}`, `scopes` being a JSON-encoded string as TaskManager sometimes sends it.
 //!
 //! Errors have TaskManager's shape: `{"detail":{"code":"OAUTH_00N","message":…}}`.
+//!
+//! For the fault tests, the token endpoint can be made to misbehave ([`TokenFault`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body, Bytes, Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -36,9 +41,25 @@ const CODE_LIFETIME: Duration = Duration::from_secs(600);
 pub struct Exchange {
     pub client_id: String,
     pub client_secret: String,
+    pub code_verifier: String,
     /// Did `code_verifier` match the code's S256 challenge?
     pub verifier_matched: bool,
     pub succeeded: bool,
+}
+
+/// How the token endpoint misbehaves.
+#[derive(Debug, Clone)]
+pub enum TokenFault {
+    /// Take the request and never answer.
+    Hang,
+    /// Answer this instead of a token response.
+    Answer {
+        status: u16,
+        content_type: &'static str,
+        body: &'static str,
+    },
+    /// Promise a token response (`Content-Length`) and end the connection halfway through it.
+    Truncated,
 }
 
 #[derive(Default)]
@@ -50,6 +71,7 @@ struct State {
     tokens: HashMap<String, u64>,
     exchanges: Vec<Exchange>,
     counter: u64,
+    token_fault: Option<TokenFault>,
 }
 
 struct Code {
@@ -113,6 +135,22 @@ impl FakeTaskManager {
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.state.lock().expect("state").exchanges.clone()
     }
+
+    /// The access tokens issued so far.
+    pub fn access_tokens(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .expect("state")
+            .tokens
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Makes the token endpoint misbehave from now on (`None`: behave again).
+    pub fn set_token_fault(&self, fault: Option<TokenFault>) {
+        self.state.lock().expect("state").token_fault = fault;
+    }
 }
 
 impl Drop for FakeTaskManager {
@@ -124,8 +162,24 @@ impl Drop for FakeTaskManager {
 }
 
 type Answer = Response<Full<Bytes>>;
+/// What the server sends: an [`Answer`], or a body that breaks off.
+type Sent = Response<BoxBody<Bytes, std::io::Error>>;
 
-async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
+async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Sent {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    if method == Method::POST && path == "/api/oauth/token" {
+        let fault = state.lock().expect("state").token_fault.clone();
+        if let Some(fault) = fault {
+            return misbehave(fault).await;
+        }
+    }
+    answer(state, req)
+        .await
+        .map(|body| body.map_err(|never: Infallible| match never {}).boxed())
+}
+
+async fn answer(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
@@ -155,6 +209,73 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
         (Method::POST, "/api/oauth/token") => token(&mut state, &form),
         (Method::GET, "/api/oauth/verify") => verify(&state, bearer.as_deref()),
         _ => json_answer(StatusCode::NOT_FOUND, json!({"detail": "Not Found"})),
+    }
+}
+
+async fn misbehave(fault: TokenFault) -> Sent {
+    let whole = json!({"access_token": "tma_never_whole", "token_type": "Bearer"}).to_string();
+    let (status, content_type, body, length) = match fault {
+        TokenFault::Hang => std::future::pending().await,
+        TokenFault::Answer {
+            status,
+            content_type,
+            body,
+        } => (status, content_type, body, body.len()),
+        TokenFault::Truncated => (
+            200,
+            "application/json",
+            &whole[..whole.len() / 2],
+            whole.len(),
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", length)
+        .body(
+            CutShort {
+                data: Some(Bytes::copy_from_slice(body.as_bytes())),
+                complete: body.len() == length,
+                flushed: false,
+            }
+            .boxed(),
+        )
+        .expect("response")
+}
+
+/// A body of `data` that, when not `complete`, fails after `data` has gone out, so the
+/// connection ends short of its `Content-Length`.
+struct CutShort {
+    data: Option<Bytes>,
+    complete: bool,
+    /// Whether the server has had a chance to write `data` out.
+    flushed: bool,
+}
+
+impl Body for CutShort {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some(data) = self.data.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if self.complete {
+            return Poll::Ready(None);
+        }
+        if !self.flushed {
+            // Pending once: hyper flushes what it holds before polling again.
+            self.flushed = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "cut short",
+        ))))
     }
 }
 
@@ -259,6 +380,7 @@ fn token(state: &mut State, form: &HashMap<String, String>) -> Answer {
     let mut exchange = Exchange {
         client_id: get("client_id"),
         client_secret: get("client_secret"),
+        code_verifier: get("code_verifier"),
         verifier_matched: false,
         succeeded: false,
     };
@@ -292,7 +414,7 @@ fn token(state: &mut State, form: &HashMap<String, String>) -> Answer {
                 "Invalid authorization code",
             );
         }
-        exchange.verifier_matched = pkce_challenge(&get("code_verifier")) == code.challenge;
+        exchange.verifier_matched = pkce_challenge(&exchange.code_verifier) == code.challenge;
         if !exchange.verifier_matched {
             return error(
                 StatusCode::BAD_REQUEST,
