@@ -143,16 +143,29 @@ async fn run(
         }
     };
     let (parts, body) = response.into_parts();
-    match Limited::new(body, limits.max_response_body_bytes)
+    let body = match Limited::new(body, limits.max_response_body_bytes)
         .collect()
         .await
     {
-        Ok(body) => Response::from_parts(parts, Full::new(body.to_bytes())),
+        Ok(body) => body.to_bytes(),
         Err(e) => {
             tracing::warn!(component = %component.id, error = %e, "response body failed");
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        }
+    };
+    // Nothing is acknowledged before the writes it may rest on are durable (see
+    // `mcp_auth_kv::Store::sync`); a store that cannot flush is an outage.
+    for allowed in &component.kv.allowed {
+        if let Err(e) = allowed.store.sync().await {
+            shared.metrics.store_error(&allowed.label);
+            tracing::warn!(component = %component.id, store = %allowed.label, error = %e, "key-value backend cannot flush");
+            let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+            res.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return res;
         }
     }
+    Response::from_parts(parts, Full::new(body))
 }
 
 /// Builds the store, instantiates the component and calls its handler on a task of its own, so

@@ -6,24 +6,30 @@
 //! key))`; `store` holds the label, so several labels share one file; counters are 8-byte
 //! little-endian integers in `value`.
 //!
-//! Durability: WAL journal with `synchronous=FULL`, so a commit returns only after the WAL is
-//! fsynced, and a write is acknowledged only after its commit. `NORMAL` would already survive
-//! `kill -9` (a committed transaction is in the OS page cache before `COMMIT` returns), but it may
-//! roll back the last commits on power loss or an OS crash, and a rolled-back redemption counter
-//! would let an authorization code be used twice.
+//! Durability: WAL journal. A write is answered once its transaction has committed, which
+//! puts it in the OS page cache: it survives the host process being killed. Surviving a power
+//! loss or an OS crash takes an fsync of the WAL, which [`SqliteFile::sync`] does and the host
+//! calls before every response, so nothing a client was told is ever lost (a rolled-back
+//! redemption counter would let an authorization code be used twice). SQLite runs with
+//! `synchronous=NORMAL`, which is crash-consistent in WAL mode: after a power loss the file
+//! holds a prefix of the committed transactions, and every transaction a response depended on
+//! lies within that prefix because the response waited for a sync that covered it. The
+//! difference from `synchronous=FULL` is what waits for the disk: not every write (a refresh
+//! grant makes about twenty, one after the other, each paying a multi-millisecond fsync), but
+//! every response, and concurrent responses share one fsync.
 //!
-//! Group commit pays for that fsync: one writer thread owns the only writing connection
+//! Group commit keeps the writer cheap: one writer thread owns the only writing connection
 //! (SQLite allows one writer at a time anyway) and runs every write waiting in its queue in one
 //! `BEGIN IMMEDIATE` transaction, each in its own savepoint so one refused write does not undo
-//! the others, then commits once and only then answers them all. Concurrent writes share one
-//! fsync; a lone write costs one. Within a batch writes run in arrival order and see each other,
-//! so `increment` and `compare_and_swap` stay atomic.
+//! the others, then commits once and only then answers them all. Within a batch writes run in
+//! arrival order and see each other, so `increment` and `compare_and_swap` stay atomic.
 //!
 //! Reads go to a few reader connections, which WAL lets run beside the writer, on tokio's
 //! blocking pool. The busy timeout covers another process (Spin) holding the write lock on the
 //! same file.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -65,6 +71,16 @@ struct Connections {
     path: PathBuf,
     /// The writer thread's queue; the thread ends when the last sender goes.
     writes: mpsc::Sender<Write>,
+    /// Transactions committed so far (counted by the writer thread, once each commit is done).
+    commits: Arc<AtomicU64>,
+    /// How many of them an fsync of the WAL has covered.
+    durable: AtomicU64,
+    /// Whether the directory entry of the WAL has been flushed (once is enough: the WAL keeps
+    /// its name while the file is open).
+    wal_named: std::sync::atomic::AtomicBool,
+    /// Taken by the one caller of [`SqliteFile::sync`] that flushes; the others wait for it
+    /// and usually find their commits covered.
+    flushing: tokio::sync::Mutex<()>,
     readers: Mutex<Vec<Connection>>,
     reader_returned: Condvar,
 }
@@ -92,7 +108,7 @@ impl SqliteFile {
             )));
         }
         writer
-            .pragma_update(None, "synchronous", "FULL")
+            .pragma_update(None, "synchronous", "NORMAL")
             .map_err(failed)?;
         writer.execute(CREATE_TABLE, []).map_err(failed)?;
 
@@ -108,10 +124,15 @@ impl SqliteFile {
             .collect::<Result<Vec<_>, rusqlite::Error>>()
             .map_err(failed)?;
 
+        let commits = Arc::new(AtomicU64::new(0));
         Ok(Self {
             inner: Arc::new(Connections {
                 path: path.to_owned(),
-                writes: start_writer(writer, path)?,
+                writes: start_writer(writer, path, commits.clone())?,
+                commits,
+                durable: AtomicU64::new(0),
+                wal_named: std::sync::atomic::AtomicBool::new(false),
+                flushing: tokio::sync::Mutex::new(()),
                 readers: Mutex::new(readers),
                 reader_returned: Condvar::new(),
             }),
@@ -129,6 +150,28 @@ impl SqliteFile {
     /// The file's path, as given to [`SqliteFile::open`].
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Make every transaction committed so far durable (an fsync of the WAL, and of its
+    /// directory the first time, which is what `synchronous=FULL` adds to each commit). Callers that arrive
+    /// while a flush runs wait for it and then flush once for all of them, if still needed.
+    pub async fn sync(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        let wanted = inner.commits.load(Ordering::Acquire);
+        if inner.durable.load(Ordering::Acquire) >= wanted {
+            return Ok(());
+        }
+        let _flushing = inner.flushing.lock().await;
+        if inner.durable.load(Ordering::Acquire) >= wanted {
+            return Ok(());
+        }
+        let covered = inner.commits.load(Ordering::Acquire);
+        let path = inner.path.clone();
+        let named = inner.wal_named.load(Ordering::Acquire);
+        run_blocking(move || flush_wal(&path, !named)).await?;
+        inner.wal_named.store(true, Ordering::Release);
+        inner.durable.fetch_max(covered, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Run `op` on a reader connection, on the blocking pool.
@@ -205,8 +248,30 @@ impl From<Error> for Failure {
 type Write = Box<dyn FnOnce(Option<&Connection>) -> Answer + Send>;
 type Answer = Box<dyn FnOnce(Result<(), &Error>) + Send>;
 
-/// Start the thread that owns `conn` and commits queued writes in batches.
-fn start_writer(conn: Connection, path: &Path) -> Result<mpsc::Sender<Write>, Error> {
+/// fsync the WAL of the database at `path` (the same inode SQLite writes through its own
+/// descriptor) and, with `directory`, the directory holding it, so that its name is durable.
+fn flush_wal(path: &Path, directory: bool) -> Result<(), Error> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let failed = |e: std::io::Error| Error(format!("cannot flush {}: {e}", path.display()));
+    std::fs::File::open(&wal)
+        .and_then(|f| f.sync_data())
+        .map_err(failed)?;
+    if !directory {
+        return Ok(());
+    }
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    std::fs::File::open(dir.unwrap_or(Path::new(".")))
+        .and_then(|d| d.sync_all())
+        .map_err(failed)
+}
+
+/// Start the thread that owns `conn` and commits queued writes in batches, counting commits.
+fn start_writer(
+    conn: Connection,
+    path: &Path,
+    commits: Arc<AtomicU64>,
+) -> Result<mpsc::Sender<Write>, Error> {
     let (writes, queue) = mpsc::channel::<Write>();
     let thread_path = path.to_owned();
     std::thread::Builder::new()
@@ -216,7 +281,7 @@ fn start_writer(conn: Connection, path: &Path) -> Result<mpsc::Sender<Write>, Er
                 let batch: Vec<Write> = std::iter::once(first)
                     .chain(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_BATCH - 1))
                     .collect();
-                commit_batch(&conn, &thread_path, batch);
+                commit_batch(&conn, &thread_path, batch, &commits);
             }
         })
         .map_err(|e| {
@@ -229,7 +294,7 @@ fn start_writer(conn: Connection, path: &Path) -> Result<mpsc::Sender<Write>, Er
 }
 
 /// Run `batch` in one `BEGIN IMMEDIATE` transaction, commit, then answer every write.
-fn commit_batch(conn: &Connection, path: &Path, batch: Vec<Write>) {
+fn commit_batch(conn: &Connection, path: &Path, batch: Vec<Write>, commits: &AtomicU64) {
     let began = conn.execute_batch("BEGIN IMMEDIATE");
     let answers: Vec<Answer> = batch
         .into_iter()
@@ -244,6 +309,10 @@ fn commit_batch(conn: &Connection, path: &Path, batch: Vec<Write>) {
             }
             Error(format!("{}: {e}", path.display()))
         });
+    if committed.is_ok() {
+        // Before any answer: a caller's later `sync` then covers its write.
+        commits.fetch_add(1, Ordering::AcqRel);
+    }
     for answer in answers {
         answer(committed.as_ref().map(|_| ()));
     }
@@ -353,6 +422,10 @@ impl Store for SqliteStore {
                 Ok(new)
             })
             .await
+    }
+
+    async fn sync(&self) -> Result<(), Error> {
+        self.file.sync().await
     }
 
     async fn compare_and_swap(

@@ -45,7 +45,8 @@ pub trait Store: Send + Sync + 'static {
     /// The value under `key`, `None` when absent.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error>;
     /// Store `value` under `key`, replacing any previous value. Returns once the write is
-    /// acknowledged by the backend (durable on disk for the embedded store).
+    /// applied: every later operation sees it and it survives the host process being killed;
+    /// [`Store::sync`] makes it survive a power loss too.
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), Error>;
     /// Remove `key`; removing an absent key is not an error (as in `wasi:keyvalue/store.delete`).
     async fn delete(&self, key: &str) -> Result<(), Error>;
@@ -67,4 +68,12 @@ pub trait Store: Send + Sync + 'static {
         current: Option<&[u8]>,
         new: &[u8],
     ) -> Result<bool, Error>;
+    /// Make every write applied so far durable as far as the backend goes (on disk for the
+    /// embedded store, through power loss). The host calls it before it sends a response, so
+    /// nothing a client was told is ever lost, while the writes of one request and of
+    /// concurrent ones share one flush. Backends whose writes are as durable as they get once
+    /// applied (Redis, by its own persistence settings; memory) need not override it.
+    async fn sync(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod durability;
 mod support;
 
 use std::collections::HashMap;

@@ -1,0 +1,445 @@
+//! `mcp-auth-bench`: see the crate documentation and README.md § Benchmarks. It builds
+//! nothing: `scripts/bench` builds the components, the test guest and the host (profile
+//! `perf`), then runs this.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+
+use mcp_auth_bench::load::{self, Fixed, Outcome, Script};
+use mcp_auth_bench::process::{free_addr, redis, Process};
+use mcp_auth_bench::report::{self, Row};
+use mcp_auth_bench::{mcp_auth, oidc_provider};
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-auth-bench",
+    about = "Benchmark mcp-auth against its baselines"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    /// The repository (spin.toml, target/, bench/oidc-provider).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.."))]
+    root: PathBuf,
+    /// The host binary; default: <root>/target/perf/mcp-auth.
+    #[arg(long)]
+    host_bin: Option<PathBuf>,
+    /// Seconds each scenario runs.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Connections kept open by the load generator.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Threads of the load generator.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Which key-value backend(s) our scenarios run on.
+    #[arg(long, value_enum, default_value_t = Stores::Embedded)]
+    store: Stores,
+    /// Only these scenarios (comma separated): discovery, registration, refresh,
+    /// introspection, verify.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Option<Vec<String>>,
+    /// Skip the trivial-component and hyper baselines.
+    #[arg(long)]
+    no_ceiling: bool,
+    /// Skip oidc-provider.
+    #[arg(long)]
+    no_oidc_provider: bool,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// A plain hyper server answering 200 "ok" (the ceiling's own baseline).
+    OkServer {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Stores {
+    Embedded,
+    Redis,
+    Both,
+}
+
+const SCENARIOS: [&str; 5] = [
+    "discovery",
+    "registration",
+    "refresh",
+    "introspection",
+    "verify",
+];
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Sub::OkServer { listen }) = cli.command {
+        return ok_server(listen);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.max(1))
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(run(&cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-auth-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> Result<(), String> {
+    let root = cli
+        .root
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", cli.root.display()))?;
+    let host_bin = cli
+        .host_bin
+        .clone()
+        .unwrap_or_else(|| root.join("target/perf/mcp-auth"));
+    if !host_bin.exists() {
+        return Err(format!(
+            "{} is missing: run scripts/bench, which builds it",
+            host_bin.display()
+        ));
+    }
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let cache = root.join("target/bench-cache");
+    let duration = Duration::from_secs(cli.duration);
+    let scenarios: Vec<&str> = SCENARIOS
+        .into_iter()
+        .filter(|s| {
+            cli.scenarios
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|x| x == s))
+        })
+        .collect();
+    let bench = Bench {
+        connections: cli.concurrency,
+        duration,
+    };
+    println!(
+        "mcp-auth-bench: {} connections, {} s per scenario, load generator on {} threads",
+        cli.concurrency, cli.duration, cli.threads
+    );
+    let mut rows = Vec::new();
+    let mut ours = Vec::new();
+    let mut notes = Vec::new();
+
+    if !cli.no_ceiling {
+        let addr = free_addr();
+        let mut command = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+        command
+            .arg("ok-server")
+            .arg("--listen")
+            .arg(addr.to_string());
+        let hyper =
+            Process::start("hyper", command, addr, &tmp.path().join("hyper.log"), "/").await?;
+        rows.push(bench.measure(&hyper, "ok", |_| ok_request()).await?);
+        drop(hyper);
+
+        let guest = root.join("target/test-guests/wasm32-wasip2/release/mcp_auth_test_guest.wasm");
+        let manifest = tmp.path().join("trivial.toml");
+        std::fs::write(&manifest, trivial_manifest(&guest)).map_err(|e| e.to_string())?;
+        let host = Host {
+            bin: &host_bin,
+            manifest: &manifest,
+            cache: &cache,
+            runtime_config: None,
+        };
+        let trivial = host.start("trivial", &tmp.path().join("trivial")).await?;
+        rows.push(bench.measure(&trivial, "ok", |_| ok_request()).await?);
+    }
+
+    let stores: &[(&str, bool)] = match cli.store {
+        Stores::Embedded => &[("mcp-auth", false)],
+        Stores::Redis => &[("mcp-auth/redis", true)],
+        Stores::Both => &[("mcp-auth", false), ("mcp-auth/redis", true)],
+    };
+    for &(system, on_redis) in stores {
+        let dir = tmp.path().join(system.replace('/', "-"));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let redis_server = match on_redis {
+            true => Some(redis(&dir).await?),
+            false => None,
+        };
+        let runtime_config = match &redis_server {
+            Some(redis) => {
+                let path = dir.join("runtime-config.toml");
+                let text = format!(
+                    "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://{}\"\n",
+                    redis.addr
+                );
+                std::fs::write(&path, text).map_err(|e| e.to_string())?;
+                Some(path)
+            }
+            None => None,
+        };
+        let host = Host {
+            bin: &host_bin,
+            manifest: &root.join("spin.toml"),
+            cache: &cache,
+            runtime_config: runtime_config.as_deref(),
+        };
+        // The first start fills the compile cache (if it was cold); the second is measured.
+        drop(host.start(system, &dir).await?);
+        let server = host.start(system, &dir).await?;
+        notes.push(format!(
+            "{system}: start to first served request (warm compile cache): {:.0} ms",
+            server.started_in.as_secs_f64() * 1000.0
+        ));
+        let state = mcp_auth::set_up(server.addr, cli.concurrency).await?;
+        for scenario in &scenarios {
+            let row = match *scenario {
+                "discovery" => {
+                    bench
+                        .measure(&server, scenario, |_| mcp_auth::discovery())
+                        .await
+                }
+                "registration" => {
+                    bench
+                        .measure(&server, scenario, |_| mcp_auth::registration())
+                        .await
+                }
+                "refresh" => {
+                    bench
+                        .measure(&server, scenario, |i| mcp_auth::Refresh::new(&state, i))
+                        .await
+                }
+                "introspection" => {
+                    bench
+                        .measure(&server, scenario, |_| mcp_auth::introspection(&state))
+                        .await
+                }
+                _ => {
+                    bench
+                        .measure(&server, scenario, |_| mcp_auth::verify(&state))
+                        .await
+                }
+            }?;
+            rows.push(Row {
+                system: system.to_owned(),
+                ..row
+            });
+        }
+        ours.push(system);
+    }
+
+    if !cli.no_oidc_provider {
+        let peer = oidc_provider::start(&root.join("bench/oidc-provider"), tmp.path()).await?;
+        for scenario in &scenarios {
+            // Set up right before each scenario: the default adapter of oidc-provider is an
+            // LRU cache of 1000 entries, which a registration run would have emptied.
+            let state = oidc_provider::set_up(peer.addr, cli.concurrency).await?;
+            let row = match *scenario {
+                "discovery" => {
+                    bench
+                        .measure(&peer, scenario, |_| oidc_provider::discovery())
+                        .await
+                }
+                "registration" => {
+                    bench
+                        .measure(&peer, scenario, |_| oidc_provider::registration())
+                        .await
+                }
+                "refresh" => {
+                    bench
+                        .measure(&peer, scenario, |i| oidc_provider::refresh(&state, i))
+                        .await
+                }
+                "introspection" => {
+                    bench
+                        .measure(&peer, scenario, |_| oidc_provider::introspection(&state))
+                        .await
+                }
+                _ => continue,
+            }?;
+            rows.push(row);
+        }
+    }
+
+    report::print(&rows, &ours);
+    println!();
+    for note in notes {
+        println!("{note}");
+    }
+    print_component_sizes(&root);
+    Ok(())
+}
+
+/// The measuring part of a run.
+struct Bench {
+    connections: usize,
+    duration: Duration,
+}
+
+impl Bench {
+    /// Runs one scenario against `process` and reads its peak RSS over the run.
+    async fn measure<S: Script>(
+        &self,
+        process: &Process,
+        scenario: &str,
+        script: impl Fn(usize) -> S,
+    ) -> Result<Row, String> {
+        let window = process.reset_peak();
+        let outcome: Outcome = load::run(process.addr, self.connections, self.duration, script)
+            .await
+            .map_err(|e| format!("{} {scenario}: {e}", process.name))?;
+        let peak = process.peak_rss();
+        let row = Row::new(
+            &process.name,
+            scenario,
+            &outcome,
+            if window { peak } else { None },
+        );
+        eprintln!(
+            "{:<14} {:<14} {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  RSS {} MiB{}",
+            process.name,
+            scenario,
+            row.per_second,
+            row.p50_ms,
+            row.p99_ms,
+            report::mib(row.peak_rss),
+            if outcome.failed > 0 {
+                format!("  {} FAILED, e.g. {:?}", outcome.failed, outcome.failures)
+            } else {
+                String::new()
+            }
+        );
+        Ok(row)
+    }
+}
+
+/// How to start `mcp-auth serve` for one system.
+struct Host<'a> {
+    bin: &'a Path,
+    manifest: &'a Path,
+    cache: &'a Path,
+    runtime_config: Option<&'a Path>,
+}
+
+impl Host<'_> {
+    /// Starts the host keeping its data in `dir` and waits for its first answer.
+    async fn start(&self, name: &str, dir: &Path) -> Result<Process, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let addr = free_addr();
+        let issuer = format!("http://{addr}");
+        let mut command = Command::new(self.bin);
+        command
+            .arg("serve")
+            .arg("--manifest")
+            .arg(self.manifest)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--cache-dir")
+            .arg(self.cache)
+            .arg("--env-file")
+            .arg(dir.join("absent.env"))
+            .env_clear()
+            .envs(mcp_auth::variables(&issuer));
+        if let Some(config) = self.runtime_config {
+            command.arg("--runtime-config").arg(config);
+        }
+        let ready = if name == "trivial" { "/ok" } else { "/health" };
+        Process::start(
+            name,
+            command,
+            addr,
+            &dir.join(format!("{name}.log").replace('/', "-")),
+            ready,
+        )
+        .await
+    }
+}
+
+fn ok_request() -> Fixed {
+    Fixed {
+        request: mcp_auth::get("/ok", &[]),
+        expect: http::StatusCode::OK,
+        contains: None,
+    }
+}
+
+fn trivial_manifest(guest: &Path) -> String {
+    format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "bench-trivial"
+
+[[trigger.http]]
+route = "/..."
+component = "trivial"
+
+[component.trivial]
+source = "{}"
+"#,
+        guest.display()
+    )
+}
+
+fn print_component_sizes(root: &Path) {
+    let dir = root.join("target/wasm32-wasip2/release");
+    let sizes: Vec<String> = [
+        "discovery",
+        "registration",
+        "authorize",
+        "token",
+        "introspect",
+    ]
+    .iter()
+    .filter_map(|name| {
+        let len = std::fs::metadata(dir.join(format!("mcp_auth_{name}.wasm")))
+            .ok()?
+            .len();
+        Some(format!("{name} {:.0} KiB", len as f64 / 1024.0))
+    })
+    .collect();
+    println!(
+        "component sizes (limit 1024 KiB each): {}",
+        sizes.join(", ")
+    );
+}
+
+/// `ok-server`: hyper's own HTTP/1.1 server answering "ok", on a multi-threaded runtime.
+fn ok_server(listen: SocketAddr) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("cannot listen on {listen}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
