@@ -407,7 +407,10 @@ fn consent_page(h: &Harness) -> Response {
 #[test]
 fn pages_carry_the_security_headers() {
     let h = harness(&[("consent", "true")]);
-    let login = get(&h, location(&authorize(&h, &[])).strip_prefix(ISSUER).unwrap());
+    let login = get(
+        &h,
+        location(&authorize(&h, &[])).strip_prefix(ISSUER).unwrap(),
+    );
     let consent = consent_page(&h);
     let error = get(&h, "/authorize?response_type=code&client_id=nobody");
     let device = get(&h, "/device");
@@ -428,8 +431,16 @@ fn pages_carry_the_security_headers() {
             "{name}: {csp}"
         );
         assert_eq!(page.header("x-frame-options"), Some("DENY"), "{name}");
-        assert_eq!(page.header("referrer-policy"), Some("no-referrer"), "{name}");
-        assert_eq!(page.header("x-content-type-options"), Some("nosniff"), "{name}");
+        assert_eq!(
+            page.header("referrer-policy"),
+            Some("no-referrer"),
+            "{name}"
+        );
+        assert_eq!(
+            page.header("x-content-type-options"),
+            Some("nosniff"),
+            "{name}"
+        );
         assert_eq!(page.header("cache-control"), Some("no-store"), "{name}");
         assert_eq!(page.header("access-control-allow-origin"), None, "{name}");
     }
