@@ -211,8 +211,8 @@ fn is_private_v4(ip: Ipv4Addr) -> bool {
         || a >= 240 // reserved 240/4
         || (a == 100 && (b & 0xc0) == 64) // CGNAT 100.64/10
         || (a == 198 && (b & 0xfe) == 18) // benchmarking 198.18/15 (RFC 2544)
+        // IETF protocol assignments 192.0.0/24; documentation (RFC 5737)
         || matches!(ip.octets(), [192, 0, 0 | 2, _] | [198, 51, 100, _] | [203, 0, 113, _])
-    // IETF protocol assignments 192.0.0/24; documentation (RFC 5737)
 }
 
 /// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
