@@ -19,8 +19,11 @@ use crate::registration::{
 use crate::testing::{Harness, MapConfig};
 use crate::{resource, scope, Method, Request};
 
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its `fuzz/fuzz_targets/<name>.rs` and corpus folder.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("request", request),
     ("validation", validation),
     ("handle", handle),
