@@ -178,7 +178,8 @@ fn is_private_host(url: &url::Url) -> bool {
 }
 
 /// Loopback, private, link-local, unique-local, CGNAT, unspecified, multicast, broadcast,
-/// reserved; IPv6 forms that embed an IPv4 address are judged by that address.
+/// reserved, benchmarking and documentation space (RFC 6890 registries); IPv6 forms that
+/// embed an IPv4 address are judged by that address.
 pub fn is_private_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_private_v4(v4),
@@ -193,6 +194,7 @@ pub fn is_private_ip(ip: IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
                 || (first & 0xffc0) == 0xfec0 // deprecated site-local fec0::/10
                 || (first & 0xfe00) == 0xfc00 // unique-local fc00::/7
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation 2001:db8::/32 (RFC 3849)
         }
     }
 }
@@ -208,6 +210,9 @@ fn is_private_v4(ip: Ipv4Addr) -> bool {
         || a == 0 // "this network" 0/8
         || a >= 240 // reserved 240/4
         || (a == 100 && (b & 0xc0) == 64) // CGNAT 100.64/10
+        || (a == 198 && (b & 0xfe) == 18) // benchmarking 198.18/15 (RFC 2544)
+        // IETF protocol assignments 192.0.0/24; documentation (RFC 5737)
+        || matches!(ip.octets(), [192, 0, 0 | 2, _] | [198, 51, 100, _] | [203, 0, 113, _])
 }
 
 /// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
@@ -358,6 +363,14 @@ mod tests {
             "::ffff:10.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
+            "192.0.2.10",
+            "198.51.100.7",
+            "203.0.113.99",
+            "198.18.0.1",
+            "198.19.255.254",
+            "192.0.0.8",
+            "2001:db8::1",
+            "::ffff:192.0.2.1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(is_private_ip(ip), "{ip}");
@@ -368,6 +381,9 @@ mod tests {
             "100.128.0.1",
             "2606:4700::1111",
             "::ffff:93.184.216.34",
+            "198.20.0.1",
+            "192.0.3.1",
+            "2001:db9::1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(!is_private_ip(ip), "{ip}");

@@ -21,6 +21,7 @@ pub mod client;
 pub mod device;
 pub mod env;
 pub mod error;
+pub mod fuzz;
 pub mod grants;
 pub mod http;
 pub mod introspection;

@@ -405,6 +405,48 @@ fn consent_page(h: &Harness) -> Response {
 }
 
 #[test]
+fn pages_carry_the_security_headers() {
+    let h = harness(&[("consent", "true")]);
+    let login = get(
+        &h,
+        location(&authorize(&h, &[])).strip_prefix(ISSUER).unwrap(),
+    );
+    let consent = consent_page(&h);
+    let error = get(&h, "/authorize?response_type=code&client_id=nobody");
+    let device = get(&h, "/device");
+    for (name, page) in [
+        ("login", &login),
+        ("consent", &consent),
+        ("error", &error),
+        ("device", &device),
+    ] {
+        assert!(
+            page.header("content-type")
+                .is_some_and(|t| t.starts_with("text/html")),
+            "{name}"
+        );
+        let csp = page.header("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{name}: {csp}"
+        );
+        assert_eq!(page.header("x-frame-options"), Some("DENY"), "{name}");
+        assert_eq!(
+            page.header("referrer-policy"),
+            Some("no-referrer"),
+            "{name}"
+        );
+        assert_eq!(
+            page.header("x-content-type-options"),
+            Some("nosniff"),
+            "{name}"
+        );
+        assert_eq!(page.header("cache-control"), Some("no-store"), "{name}");
+        assert_eq!(page.header("access-control-allow-origin"), None, "{name}");
+    }
+}
+
+#[test]
 fn consent_approve_issues_the_code() {
     let h = harness(&[("consent", "true")]);
     let page = consent_page(&h);
