@@ -2,8 +2,10 @@
 //! browser-like client, and the steps of an MCP client.
 
 pub mod browser;
+pub mod chromium;
 pub mod host;
 pub mod redis;
+pub mod site;
 pub mod taskmanager;
 
 use base64::Engine as _;
