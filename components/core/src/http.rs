@@ -225,6 +225,27 @@ pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> Option<String> {
     Some(url.into())
 }
 
+/// The Content-Security-Policy of our pages: nothing but their own inline style, never in a
+/// frame, forms sent only to `form_action`.
+fn page_policy(form_action: &str) -> String {
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// The CSP source expression (CSP Level 3 §2.3.1) naming `uri`'s origin: `scheme://host:port`
+/// for the web, `scheme:` for a native app's private-use scheme (RFC 8252 §7.1). `None` when
+/// `uri` is not an absolute URL.
+fn csp_source(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    let origin = url.origin();
+    Some(if origin.is_tuple() {
+        origin.ascii_serialization()
+    } else {
+        format!("{}:", url.scheme())
+    })
+}
+
 /// A response the caller sends back as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -255,15 +276,28 @@ impl Response {
     pub fn html(status: u16, body: String) -> Response {
         Response::new(status)
             .with_header("content-type", "text/html; charset=utf-8")
-            .with_header(
-                "content-security-policy",
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            )
+            .with_header("content-security-policy", &page_policy("'self'"))
             .with_header("x-frame-options", "DENY")
             .with_header("referrer-policy", "no-referrer")
             .with_header("x-content-type-options", "nosniff")
             .with_header("cache-control", "no-store")
             .with_body(body)
+    }
+
+    /// This page's forms may end at `redirect_uri` (consent answers with a redirect to the
+    /// client, RFC 6749 §4.1.2): browsers hold every redirect of a form submission to the
+    /// page's CSP `form-action` (CSP Level 3 §6.4.1), so the client's origin is added to it.
+    pub fn with_form_redirect_to(mut self, redirect_uri: &str) -> Response {
+        let Some(source) = csp_source(redirect_uri) else {
+            return self;
+        };
+        let policy = page_policy(&format!("'self' {source}"));
+        for (name, value) in &mut self.headers {
+            if name == "content-security-policy" {
+                value.clone_from(&policy);
+            }
+        }
+        self
     }
 
     /// `302 Found` to `location`.
@@ -369,6 +403,22 @@ impl UpstreamResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_redirects_may_reach_the_client_origin_only() {
+        let csp = |uri: &str| {
+            Response::html(200, String::new())
+                .with_form_redirect_to(uri)
+                .header("content-security-policy")
+                .unwrap()
+                .to_string()
+        };
+        assert!(csp("http://127.0.0.1:8080/cb?x=1")
+            .contains("form-action 'self' http://127.0.0.1:8080; frame-ancestors 'none'"));
+        assert!(csp("https://app.example/cb").contains("form-action 'self' https://app.example;"));
+        assert!(csp("com.example.app:/oauth").contains("form-action 'self' com.example.app:;"));
+        assert!(csp("not a url").contains("form-action 'self';"));
+    }
 
     #[test]
     fn repeated_parameters_are_refused() {

@@ -499,6 +499,47 @@ fn consent_refuses_a_forged_form() {
     assert_eq!(done.status, 302);
 }
 
+/// The `form-action` of a page's Content-Security-Policy.
+fn form_action(page: &Response) -> String {
+    let csp = page.header("content-security-policy").unwrap();
+    let directive = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("form-action "))
+        .unwrap();
+    directive.to_string()
+}
+
+#[test]
+fn the_form_that_ends_at_the_client_may_be_redirected_there() {
+    // Browsers apply `form-action` to the redirects of a submission too.
+    let h = harness(&[("consent", "true")]);
+    let consent = consent_page(&h);
+    assert_eq!(
+        form_action(&consent),
+        "form-action 'self' https://app.example"
+    );
+    let res = authorize(&h, &[]);
+    let login = get(&h, location(&res).strip_prefix(ISSUER).unwrap());
+    assert_eq!(form_action(&login), "form-action 'self'");
+
+    // Without consent, the login form is the one that ends at the client.
+    let h = harness(&[]);
+    let res = authorize(&h, &[]);
+    let login = get(&h, location(&res).strip_prefix(ISSUER).unwrap());
+    assert_eq!(
+        form_action(&login),
+        "form-action 'self' https://app.example"
+    );
+    let done = post_form(
+        &h,
+        "/login",
+        &login,
+        &[("username", "demo"), ("password", "demo")],
+    );
+    assert!(location(&done).starts_with(REDIRECT));
+}
+
 #[test]
 fn hostile_client_name_is_escaped_on_the_consent_page() {
     let h = harness(&[("consent", "true")]);

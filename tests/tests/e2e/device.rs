@@ -59,7 +59,7 @@ fn flow(host: &Host) {
 }
 
 /// RFC 8628 §3.1–3.2.
-fn device_authorization(device: &Browser, host: &Host, client_id: &str) -> Value {
+pub(crate) fn device_authorization(device: &Browser, host: &Host, client_id: &str) -> Value {
     let page = device.post_form(
         &host.url("/device/code"),
         &[
@@ -73,7 +73,7 @@ fn device_authorization(device: &Browser, host: &Host, client_id: &str) -> Value
 }
 
 /// RFC 8628 §3.4.
-fn poll(device: &Browser, host: &Host, client_id: &str, device_code: &str) -> Page {
+pub(crate) fn poll(device: &Browser, host: &Host, client_id: &str, device_code: &str) -> Page {
     device.post_form(
         &host.url("/token"),
         &[

@@ -237,11 +237,11 @@ fn consent_page(env: &Env, pending: &Pending) -> Result<Response, Response> {
         session = escape(&pending.id),
         csrf = csrf::field(&pending.record.csrf),
     );
-    Ok(csrf::with_cookie(
-        pages::page(200, "Authorize access", &body),
-        &env.settings,
-        &pending.record.csrf,
-    ))
+    let mut page = pages::page(200, "Authorize access", &body);
+    if let Flow::Code(request) = &pending.record.flow {
+        page = page.with_form_redirect_to(&request.redirect_uri);
+    }
+    Ok(csrf::with_cookie(page, &env.settings, &pending.record.csrf))
 }
 
 /// `ABCDEFGH` → `ABCD-EFGH`, as RFC 8628 §6.1 suggests showing it.

@@ -5,7 +5,7 @@
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 
 use crate::authorize::consent::signed_in;
-use crate::authorize::pending::{Pending, Stage};
+use crate::authorize::pending::{Flow, Pending, Stage};
 use crate::authorize::{bad_request, csrf, either, method_not_allowed, unavailable};
 use crate::env::Env;
 use crate::http::{Method, Request, Response};
@@ -168,11 +168,12 @@ fn form(
         csrf = csrf::field(&pending.record.csrf),
         username = escape(username),
     );
-    csrf::with_cookie(
-        pages::page(status, "Sign in", &body),
-        &env.settings,
-        &pending.record.csrf,
-    )
+    let mut page = pages::page(status, "Sign in", &body);
+    // Without consent, signing in sends the user straight to the client.
+    if let (false, Flow::Code(request)) = (env.settings.consent, &pending.record.flow) {
+        page = page.with_form_redirect_to(&request.redirect_uri);
+    }
+    csrf::with_cookie(page, &env.settings, &pending.record.csrf)
 }
 
 fn not_configured() -> Response {

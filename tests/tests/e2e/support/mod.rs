@@ -2,10 +2,12 @@
 //! browser-like client, and the steps of an MCP client.
 
 pub mod browser;
+pub mod chromium;
 pub mod host;
 pub mod metadata_document;
 pub mod python;
 pub mod redis;
+pub mod site;
 pub mod taskmanager;
 
 use base64::Engine as _;
