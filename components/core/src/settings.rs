@@ -481,7 +481,10 @@ mod tests {
         else {
             panic!("not github")
         };
-        assert_eq!(client_secret.get().unwrap_err().variable, "github_client_secret");
+        assert_eq!(
+            client_secret.get().unwrap_err().variable,
+            "github_client_secret"
+        );
 
         let c = MapConfig::from([
             ("upstream_provider", "github"),

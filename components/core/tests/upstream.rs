@@ -451,7 +451,11 @@ fn missing_client_secret_fails_only_the_sign_in() {
     let before = h.store.keys();
     let res = authorize(&h, &[]);
     assert_eq!(res.status, 500, "{}", body(&res));
-    assert!(body(&res).contains("taskmanager_client_secret"), "{}", body(&res));
+    assert!(
+        body(&res).contains("taskmanager_client_secret"),
+        "{}",
+        body(&res)
+    );
     assert_eq!(h.store.keys(), before);
     assert!(sent(&h).is_empty());
 }
