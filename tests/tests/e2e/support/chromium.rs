@@ -233,7 +233,7 @@ impl Chromium {
         command: impl std::future::Future<Output = Result<T, CmdError>>,
     ) -> T {
         self.runtime
-            .block_on(tokio::time::timeout(LIMIT, command))
+            .block_on(within(LIMIT, command))
             .unwrap_or_else(|_| panic!("{what}: no answer from Chromium"))
             .unwrap_or_else(|e| panic!("{what}: {e}"))
     }
@@ -272,8 +272,8 @@ impl Drop for Chromium {
             if std::thread::panicking() {
                 let url = self
                     .runtime
-                    .block_on(tokio::time::timeout(briefly, client.current_url()));
-                let html = self.runtime.block_on(tokio::time::timeout(
+                    .block_on(within(briefly, client.current_url()));
+                let html = self.runtime.block_on(within(
                     briefly,
                     client.execute("return document.documentElement.outerHTML", vec![]),
                 ));
@@ -281,7 +281,7 @@ impl Drop for Chromium {
             }
             let _ = self
                 .runtime
-                .block_on(tokio::time::timeout(briefly, client.close()));
+                .block_on(within(briefly, client.close()));
         }
         let group = i32::try_from(self.driver.id()).expect("a pid");
         // SAFETY: kill(2) with a negative pid signals the process group chromedriver leads
@@ -303,4 +303,13 @@ fn program(variable: &str, default: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// `future`, given up after `limit`. The timer is made inside the runtime (`block_on`), the
+/// only place tokio's timers can be created.
+async fn within<F: std::future::Future>(
+    limit: Duration,
+    future: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    tokio::time::timeout(limit, future).await
 }
