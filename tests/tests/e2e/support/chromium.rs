@@ -270,18 +270,14 @@ impl Drop for Chromium {
         if let Some(client) = self.client.take() {
             let briefly = Duration::from_secs(10);
             if std::thread::panicking() {
-                let url = self
-                    .runtime
-                    .block_on(within(briefly, client.current_url()));
+                let url = self.runtime.block_on(within(briefly, client.current_url()));
                 let html = self.runtime.block_on(within(
                     briefly,
                     client.execute("return document.documentElement.outerHTML", vec![]),
                 ));
                 eprintln!("--- Chromium was at {url:?} ---\n{html:?}");
             }
-            let _ = self
-                .runtime
-                .block_on(within(briefly, client.close()));
+            let _ = self.runtime.block_on(within(briefly, client.close()));
         }
         let group = i32::try_from(self.driver.id()).expect("a pid");
         // SAFETY: kill(2) with a negative pid signals the process group chromedriver leads

@@ -1,18 +1,19 @@
 //! A Client ID Metadata Document (draft-ietf-oauth-client-id-metadata-document) served by the
 //! test on 127.0.0.1, at the URL it names as its `client_id`, counting how often it is fetched.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::Response;
 use serde_json::{json, Value};
 
+use super::site::{self, Server};
+
 /// The running document server; dropping it stops the server.
 pub struct MetadataDocument {
-    runtime: Option<tokio::runtime::Runtime>,
+    _server: Server,
     /// The document's URL: the client's `client_id`.
     pub url: String,
     fetches: Arc<AtomicUsize>,
@@ -21,43 +22,25 @@ pub struct MetadataDocument {
 impl MetadataDocument {
     /// Serves a public native client's document with one redirect URI.
     pub fn serve(client_name: &str, redirect_uri: &str) -> MetadataDocument {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind the metadata document server");
-        let port = listener.local_addr().expect("local addr").port();
-        let url = format!("http://127.0.0.1:{port}/client.json");
-        let document = Bytes::from(document(&url, client_name, redirect_uri).to_string());
+        let url = Arc::new(Mutex::new(String::new()));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let counter = fetches.clone();
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (document, counter) = (document.clone(), counter.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |_request| {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        let answer = Response::builder()
-                            .header("content-type", "application/json")
-                            .body(Full::new(document.clone()))
-                            .expect("response");
-                        async move { Ok::<_, Infallible>(answer) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let (counter, document_url) = (fetches.clone(), url.clone());
+        let (client_name, redirect_uri) = (client_name.to_string(), redirect_uri.to_string());
+        let server = site::serve(move |_request| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let url = document_url.lock().expect("url").clone();
+            let body = document(&url, &client_name, &redirect_uri).to_string();
+            let answer = Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .expect("response");
+            async move { answer }
         });
+        let own_url = format!("http://127.0.0.1:{}/client.json", server.port);
+        *url.lock().expect("url") = own_url.clone();
         MetadataDocument {
-            runtime: Some(runtime),
-            url,
+            _server: server,
+            url: own_url,
             fetches,
         }
     }
@@ -65,14 +48,6 @@ impl MetadataDocument {
     /// How many requests the server has answered.
     pub fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for MetadataDocument {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 

@@ -30,10 +30,14 @@ impl Drop for Server {
 }
 
 /// Serves HTTP/1.1 with `handler` on an ephemeral loopback port, on a runtime of its own.
-pub fn serve<H, F>(handler: H) -> Server
+/// The body type is the handler's: usually [`Answer`]'s, or one that breaks off.
+pub fn serve<H, F, B>(handler: H) -> Server
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Answer> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -27,6 +27,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::pkce_challenge;
+use super::site::{self, Answer, Server};
 
 pub const CLIENT_ID: &str = "mcp-auth-at-taskmanager";
 pub const CLIENT_SECRET: &str = "tm-client-secret";
@@ -83,7 +84,7 @@ struct Code {
 
 /// The running fake; dropping it stops the server.
 pub struct FakeTaskManager {
-    runtime: Option<tokio::runtime::Runtime>,
+    _server: Server,
     /// `http://127.0.0.1:PORT`: the `taskmanager_oauth_host` setting.
     pub base: String,
     state: Arc<Mutex<State>>,
@@ -91,37 +92,15 @@ pub struct FakeTaskManager {
 
 impl FakeTaskManager {
     pub fn start() -> FakeTaskManager {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind the fake TaskManager");
-        let port = listener.local_addr().expect("local addr").port();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let server = site::serve(move |req| {
+            let state = shared.clone();
+            async move { handle(&state, req).await }
         });
         FakeTaskManager {
-            runtime: Some(runtime),
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://127.0.0.1:{}", server.port),
+            _server: server,
             state,
         }
     }
@@ -153,15 +132,6 @@ impl FakeTaskManager {
     }
 }
 
-impl Drop for FakeTaskManager {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-type Answer = Response<Full<Bytes>>;
 /// What the server sends: an [`Answer`], or a body that breaks off.
 type Sent = Response<BoxBody<Bytes, std::io::Error>>;
 
