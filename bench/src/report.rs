@@ -102,11 +102,7 @@ pub fn print(rows: &[Row], ours: &[&str]) {
                 vs_peer = format!("{ratio:.2}");
                 let rss_ok = row.peak_rss.is_none_or(|b| b <= MAX_HOST_RSS);
                 let met = ratio >= target.peer_ratio && rss_ok && row.failed == 0;
-                verdict = format!(
-                    "{}{}",
-                    if met { "yes" } else { "NO" },
-                    format!(" ≥{}×", target.peer_ratio)
-                );
+                verdict = format!("{} ≥{}×", if met { "yes" } else { "NO" }, target.peer_ratio);
             }
         } else if row.system == "trivial" {
             if let Some(hyper) = find("hyper", "ok") {
