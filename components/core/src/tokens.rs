@@ -170,14 +170,17 @@ pub fn rotate(env: &Env, presented: &str, record: &RefreshRecord) -> Result<Stri
     let key = refresh_key(presented);
     let child = child_of(presented, &record.salt);
     let now = env.now();
+    // Every request that may hand out `child` stores the same record for it (its salt derived
+    // from the parent's): a winner that dies between its claim and this write leaves the
+    // retries to store it.
+    let child_record = RefreshRecord {
+        iat: now,
+        exp: now + env.settings.refresh_token_lifetime,
+        salt: child_of(&record.salt, "mcp-auth/child-salt"),
+        rotated_at: None,
+        ..record.clone()
+    };
     if records::claim(env, &key, Claim::Redeem)? {
-        let child_record = RefreshRecord {
-            iat: now,
-            exp: now + env.settings.refresh_token_lifetime,
-            salt: new_salt(env),
-            rotated_at: None,
-            ..record.clone()
-        };
         store_refresh(env, &child, &child_record)?;
         mark_rotated(env, &key, record, now)?;
         return Ok(child);
@@ -197,6 +200,9 @@ pub fn rotate(env: &Env, presented: &str, record: &RefreshRecord) -> Result<Stri
     };
     let child_used = records::claims(env, &refresh_key(&child), Claim::Redeem)? > 0;
     if now <= rotated_at + env.settings.refresh_grace_period && !child_used {
+        if find_refresh(env, &child)?.is_none() {
+            store_refresh(env, &child, &child_record)?;
+        }
         return Ok(child);
     }
     revoke_family(env, &record.family)?;

@@ -254,6 +254,26 @@ fn refresh_rotates_and_a_retry_within_the_grace_window_gets_the_same_child() {
     assert_ne!(third["refresh_token"].as_str(), Some(r1));
 }
 
+/// The request that won the rotation died between its claim and storing the child: the
+/// client's retry within the grace window gets the child, and the child works.
+#[test]
+fn a_retry_stores_the_child_a_crashed_rotation_did_not() {
+    let h = harness();
+    let first = signed_in(&h, "c1");
+    let r0 = first["refresh_token"].as_str().unwrap();
+    let key = mcp_auth_core::tokens::refresh_key(r0);
+    assert!(
+        mcp_auth_core::records::claim(&h.env(), &key, mcp_auth_core::records::Claim::Redeem)
+            .unwrap()
+    );
+
+    let retry = ok_json(&refresh(&h, "c1", r0));
+    let r1 = retry["refresh_token"].as_str().unwrap();
+    assert!(is_active(&h, r1), "the retry's child is stored");
+    let next = ok_json(&refresh(&h, "c1", r1));
+    assert!(is_active(&h, next["refresh_token"].as_str().unwrap()));
+}
+
 #[test]
 fn reuse_after_the_grace_window_revokes_the_family() {
     let h = harness();
