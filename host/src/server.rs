@@ -18,6 +18,7 @@ use crate::engine::Runtime;
 use crate::error::Error;
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
+use crate::outbound::{Resolve, SystemResolver};
 use crate::request::{self, Shared};
 use crate::variables::{self, Variables};
 
@@ -79,6 +80,9 @@ pub struct Options {
     pub metrics_path: Option<String>,
     /// How long [`Server::serve`] waits for in-flight requests after a shutdown.
     pub shutdown_grace: Duration,
+    /// Resolves hosts that outbound requests reach only through a wildcard of
+    /// `allowed_outbound_hosts`, before their addresses are vetted (see [`crate::outbound`]).
+    pub resolver: Arc<dyn Resolve>,
 }
 
 impl Default for Options {
@@ -93,6 +97,7 @@ impl Default for Options {
             limits: Limits::default(),
             metrics_path: Some("/metrics".to_owned()),
             shutdown_grace: Duration::from_secs(30),
+            resolver: Arc::new(SystemResolver),
         }
     }
 }
@@ -142,6 +147,7 @@ impl Server {
             &variables,
             &stores,
             options.cache_dir.as_deref(),
+            &options.resolver,
         )?;
         let slots = Arc::new(Semaphore::new(
             options.limits.max_concurrent_requests.max(1) as usize,

@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod durability;
+mod outbound;
 mod support;
 
 use std::collections::HashMap;
@@ -244,62 +245,6 @@ async fn misbehaving_guests_fail_alone() {
         .unwrap();
     assert!(traps >= 3, "{metrics}");
     host.stop().await;
-}
-
-/// A local upstream answering every request with `hello`.
-async fn upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(http::Response::new(
-                        http_body_util::Full::new(bytes::Bytes::from_static(b"hello")),
-                    ))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, task)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outbound_requests_follow_the_allow_list() {
-    let (allowed, allowed_task) = upstream().await;
-    let (other, other_task) = upstream().await;
-    let manifest = format!(
-        "{}\n[variables]\nupstream = {{ required = true }}\n",
-        single_component_manifest("allowed_outbound_hosts = [\"http://{{ upstream }}\"]")
-    );
-    let host = TestHost::start(&manifest, None, |o| {
-        o.environment = Some(HashMap::from([(
-            "UPSTREAM".to_owned(),
-            allowed.to_string(),
-        )]));
-    })
-    .await;
-    assert_eq!(
-        host.get(&format!("/fetch?url=http://{allowed}/x")).await,
-        (200, "200 hello".into())
-    );
-    let (status, body) = host.get(&format!("/fetch?url=http://{other}/x")).await;
-    assert_eq!(status, 502);
-    assert!(body.contains("HttpRequestDenied"), "{body}");
-    let (status, body) = host
-        .get(&format!("/fetch?url=http://localhost:{}/x", allowed.port()))
-        .await;
-    assert_eq!(status, 502);
-    assert!(body.contains("HttpRequestDenied"), "{body}");
-    host.stop().await;
-    allowed_task.abort();
-    other_task.abort();
 }
 
 /// The counter values in successful responses, sorted.
