@@ -319,7 +319,6 @@ impl WasiHttpHooks for OutboundHooks {
                         .trim_start_matches('[')
                         .trim_end_matches(']')
                         .to_owned(),
-                    port,
                     tls: scheme.eq_ignore_ascii_case("https"),
                 };
                 let policy = self.allow.clone();
@@ -339,7 +338,6 @@ impl WasiHttpHooks for OutboundHooks {
 /// Where a vetted request goes: the name it asked for, reached at a vetted address.
 struct Target {
     host: String,
-    port: u16,
     tls: bool,
 }
 
