@@ -375,3 +375,27 @@ async fn shutdown_finishes_in_flight_requests() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     drop(server);
 }
+
+/// One fresh instance per request even though the pool keeps slots' memory resident: nothing a
+/// request wrote (a static, the heap) is there for the next one, in any slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_sees_what_an_earlier_one_left_in_memory() {
+    let host = TestHost::start(&single_component_manifest(""), None, |_| {}).await;
+    let host = Arc::new(host);
+    let rounds = (0..8).map(|_| {
+        let host = host.clone();
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for _ in 0..25 {
+                answers.push(host.get("/leftovers").await);
+            }
+            answers
+        })
+    });
+    for round in rounds {
+        for answer in round.await.unwrap() {
+            assert_eq!(answer, (200, "mark 0 dirty 0".to_owned()));
+        }
+    }
+    Arc::into_inner(host).unwrap().stop().await;
+}

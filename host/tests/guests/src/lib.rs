@@ -19,6 +19,27 @@ use wasi::keyvalue::{atomics, store};
 
 struct TestGuest;
 
+/// Written by every request to `/leftovers`; a fresh instance starts with it zero.
+static mut MARK: u64 = 0;
+
+/// What an earlier request left in this instance's memory: the static `MARK` (the data
+/// image) and a heap block (fresh pages), reported, then overwritten for the next instance to
+/// find if memory were ever reused without a reset.
+fn leftovers() -> (u16, Vec<u8>) {
+    // SAFETY: one request per instance, one thread.
+    let mark = unsafe { std::ptr::addr_of_mut!(MARK).read_volatile() };
+    let mut heap = Vec::<u64>::with_capacity(4096);
+    // SAFETY: reading the fresh allocation's uninitialised words is the point: a reset memory
+    // holds zeros there. The values are only compared, as plain integers.
+    let dirty = (0..4096)
+        .filter(|i| unsafe { heap.as_ptr().add(*i).read_volatile() } != 0)
+        .count();
+    heap.resize(4096, 0xdead_beef);
+    std::hint::black_box(&heap);
+    unsafe { std::ptr::addr_of_mut!(MARK).write_volatile(0xdead_beef) };
+    (200, format!("mark {mark} dirty {dirty}").into_bytes())
+}
+
 export!(TestGuest);
 
 impl Guest for TestGuest {
@@ -35,6 +56,7 @@ impl Guest for TestGuest {
         };
         let (status, body): (u16, Vec<u8>) = match path {
             "/ok" => (200, b"ok".to_vec()),
+            "/leftovers" => leftovers(),
             "/trap" => panic!("the test asked for a trap"),
             "/loop" => {
                 let mut n: u64 = 0;
