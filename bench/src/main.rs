@@ -54,6 +54,9 @@ struct Cli {
     /// Skip oidc-provider.
     #[arg(long)]
     no_oidc_provider: bool,
+    /// The access tokens' signing algorithm (mcp-auth's `jwt_algorithm`): ES256 or EdDSA.
+    #[arg(long, default_value = "ES256")]
+    jwt_algorithm: String,
 }
 
 #[derive(Subcommand)]
@@ -157,6 +160,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
             manifest: &manifest,
             cache: &cache,
             runtime_config: None,
+            jwt_algorithm: &cli.jwt_algorithm,
         };
         let trivial = host.start("trivial", &tmp.path().join("trivial")).await?;
         rows.push(bench.measure(&trivial, "ok", |_| ok_request()).await?);
@@ -191,6 +195,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
             manifest: &root.join("spin.toml"),
             cache: &cache,
             runtime_config: runtime_config.as_deref(),
+            jwt_algorithm: &cli.jwt_algorithm,
         };
         // The first start fills the compile cache (if it was cold); the second is measured.
         drop(host.start(system, &dir).await?);
@@ -327,6 +332,7 @@ struct Host<'a> {
     manifest: &'a Path,
     cache: &'a Path,
     runtime_config: Option<&'a Path>,
+    jwt_algorithm: &'a str,
 }
 
 impl Host<'_> {
@@ -349,7 +355,7 @@ impl Host<'_> {
             .arg("--env-file")
             .arg(dir.join("absent.env"))
             .env_clear()
-            .envs(mcp_auth::variables(&issuer));
+            .envs(mcp_auth::variables(&issuer, self.jwt_algorithm));
         if let Some(config) = self.runtime_config {
             command.arg("--runtime-config").arg(config);
         }

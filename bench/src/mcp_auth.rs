@@ -26,9 +26,10 @@ const RESOURCE_SERVER: (&str, &str) = ("rs", "rs-secret");
 const RATE_LIMIT: &str = "1000000000";
 
 /// The variables (environment names) of a benchmarked host serving at `issuer`.
-pub fn variables(issuer: &str) -> Vec<(String, String)> {
+pub fn variables(issuer: &str, jwt_algorithm: &str) -> Vec<(String, String)> {
     let mut vars = vec![
         ("MCP_AUTH_SERVER_URL".to_owned(), issuer.to_owned()),
+        ("JWT_ALGORITHM".to_owned(), jwt_algorithm.to_owned()),
         ("MCP_SERVER".to_owned(), RESOURCE.to_owned()),
         (
             "INTROSPECTION_CREDENTIALS".to_owned(),

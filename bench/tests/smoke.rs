@@ -26,7 +26,7 @@ async fn scenarios_run_against_the_real_components() {
     let addr = listener.local_addr().expect("address");
     let mut options = Options::default();
     options.environment = Some(
-        mcp_auth::variables(&format!("http://{addr}"))
+        mcp_auth::variables(&format!("http://{addr}"), "ES256")
             .into_iter()
             .collect(),
     );
