@@ -81,6 +81,8 @@ pub struct Env<'a> {
     pub rng: &'a dyn Rng,
     pub settings: Settings,
     audit: RefCell<Vec<AuditEvent>>,
+    /// Records written with an expiry, as (sweep bucket, key), not yet in the sweep index.
+    unindexed: RefCell<Vec<(u64, String)>>,
 }
 
 impl<'a> Env<'a> {
@@ -98,6 +100,7 @@ impl<'a> Env<'a> {
             rng,
             settings,
             audit: RefCell::new(Vec::new()),
+            unindexed: RefCell::new(Vec::new()),
         }
     }
 
@@ -121,5 +124,23 @@ impl<'a> Env<'a> {
     /// The audit events recorded so far, oldest first.
     pub fn take_audit(&self) -> Vec<AuditEvent> {
         std::mem::take(&mut self.audit.borrow_mut())
+    }
+
+    /// Note that `key` must be swept from bucket `bucket` (see [`crate::records`]).
+    pub(crate) fn index_later(&self, bucket: u64, key: &str) {
+        self.unindexed.borrow_mut().push((bucket, key.to_owned()));
+    }
+
+    /// The records noted by [`Env::index_later`] since the last call.
+    pub(crate) fn take_unindexed(&self) -> Vec<(u64, String)> {
+        std::mem::take(&mut self.unindexed.borrow_mut())
+    }
+}
+
+/// The request is over: its records join the sweep index (see [`crate::records`]). A store
+/// that fails now leaves them unswept, never wrong: an expired record reads as absent.
+impl Drop for Env<'_> {
+    fn drop(&mut self) {
+        let _ = crate::records::index_for_sweep(self);
     }
 }

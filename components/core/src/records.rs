@@ -3,7 +3,11 @@
 //!
 //! The store interface has no TTL, so every record written with an expiry is also listed in
 //! a per-minute *sweep bucket*: `sweep/<minute>/n` counts the bucket's slots and
-//! `sweep/<minute>/<i>` names the record key. Requests that write records call
+//! `sweep/<minute>/<i>` names record keys, one per line. A request lists its records when it
+//! ends (when its [`Env`] is dropped), all those of one bucket in one slot: two store
+//! operations per bucket instead of two per record (a refresh grant writes five such records).
+//! A request that dies before then leaves its records unswept, never readable past their
+//! expiry. Requests that write records call
 //! [`maybe_sweep`], which hands out a few slots of the oldest expired bucket at a time
 //! through `increment`, so several hosts (or Spin instances) sweep in parallel without ever
 //! doing the same slot twice, and no request does more than a bounded amount of work. This
@@ -44,7 +48,7 @@ pub fn put<T: Serialize>(
     .map_err(|e| StoreError(format!("encoding {key}: {e}")))?;
     env.store.set(key, &bytes)?;
     if let Some(exp) = expires_at {
-        index_for_sweep(env, key, exp)?;
+        env.index_later(exp / BUCKET_SECONDS, key);
     }
     Ok(())
 }
@@ -168,11 +172,22 @@ fn delete_claims(env: &Env, key: &str) -> Result<(), StoreError> {
     env.store.delete(&slots_key(key))
 }
 
-fn index_for_sweep(env: &Env, key: &str, expires_at: u64) -> Result<(), StoreError> {
-    let bucket = expires_at / BUCKET_SECONDS;
-    let slot = env.store.increment(&format!("sweep/{bucket}/n"), 1)?;
-    env.store
-        .set(&format!("sweep/{bucket}/{slot}"), key.as_bytes())
+/// List the records `env` wrote with an expiry in their sweep buckets, one slot per bucket.
+pub(crate) fn index_for_sweep(env: &Env) -> Result<(), StoreError> {
+    let mut by_bucket = std::collections::BTreeMap::<u64, String>::new();
+    for (bucket, key) in env.take_unindexed() {
+        let keys = by_bucket.entry(bucket).or_default();
+        if !keys.is_empty() {
+            keys.push('\n');
+        }
+        keys.push_str(&key);
+    }
+    for (bucket, keys) in by_bucket {
+        let slot = env.store.increment(&format!("sweep/{bucket}/n"), 1)?;
+        env.store
+            .set(&format!("sweep/{bucket}/{slot}"), keys.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Help sweep expired records, now and then. Errors are ignored: sweeping is best effort
@@ -209,9 +224,9 @@ pub fn sweep_some(env: &Env) -> Result<usize, StoreError> {
                 let last = end.min(slots);
                 for slot in start..=last {
                     let slot_key = format!("sweep/{bucket}/{slot}");
-                    if let Some(key) = env.store.get(&slot_key)? {
-                        if let Ok(key) = String::from_utf8(key) {
-                            sweep_record(env, &key)?;
+                    if let Some(keys) = env.store.get(&slot_key)? {
+                        for key in String::from_utf8_lossy(&keys).lines() {
+                            sweep_record(env, key)?;
                         }
                     }
                     env.store.delete(&slot_key)?;
@@ -271,6 +286,34 @@ mod tests {
     }
 
     #[test]
+    fn a_request_indexes_its_records_once_per_bucket_when_it_ends() {
+        let h = Harness::new();
+        let env = h.env();
+        let now = env.now();
+        put(&env, "a", &1, Some(now + 5)).unwrap();
+        put(&env, "b", &2, Some(now + 5)).unwrap();
+        put(&env, "c", &3, Some(now + 10 * BUCKET_SECONDS)).unwrap();
+        put(&env, "d", &4, None).unwrap();
+        let slots = |h: &Harness| -> Vec<String> {
+            let mut slots: Vec<String> = h
+                .store
+                .snapshot()
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("sweep/") && !k.ends_with("/n"))
+                .map(|(_, v)| String::from_utf8(v).unwrap())
+                .collect();
+            slots.sort();
+            slots
+        };
+        assert!(slots(&h).is_empty(), "indexed before the request ended");
+        drop(env);
+        assert_eq!(slots(&h), ["a\nb", "c"]);
+        h.clock.advance(11 * BUCKET_SECONDS);
+        while sweep_some(&h.env()).unwrap() > 0 {}
+        assert_eq!(h.store.keys(), ["d", "sweep/cursor"]);
+    }
+
+    #[test]
     fn sweep_deletes_expired_records_and_its_own_index() {
         let h = Harness::new();
         let env = h.env();
@@ -280,6 +323,7 @@ mod tests {
         }
         put(&env, "client/keep", &"forever", None).unwrap();
         h.clock.advance(3 * BUCKET_SECONDS);
+        drop(env); // the request ends: its records join the sweep index
         let env = h.env();
         while sweep_some(&env).unwrap() > 0 {}
         // The cursor is left behind; everything else is gone but the record without expiry.
@@ -297,6 +341,7 @@ mod tests {
         put(&env, "r", &1, Some(env.now() + 5)).unwrap();
         put(&env, "r", &2, Some(env.now() + 10_000)).unwrap();
         h.clock.advance(3 * BUCKET_SECONDS);
+        drop(env); // the request ends: its records join the sweep index
         let env = h.env();
         while sweep_some(&env).unwrap() > 0 {}
         assert_eq!(get::<i32>(&env, "r").unwrap(), Some(2));

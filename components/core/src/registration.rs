@@ -602,7 +602,8 @@ mod tests {
     fn validate(json: &str) -> Result<ClientMetadata, OAuthError> {
         let h = Harness::new();
         let request = MetadataRequest::parse(json.as_bytes())?;
-        validate_metadata(&h.env(), request, MetadataDefaults::REGISTRATION)
+        let env = h.env();
+        validate_metadata(&env, request, MetadataDefaults::REGISTRATION)
     }
 
     #[test]

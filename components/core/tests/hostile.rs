@@ -78,6 +78,7 @@ fn world() -> World {
     let exp = Some(env.now() + 600);
     records::put(&env, &key, &grant, exp).unwrap();
     records::put(&env, &grants::user_code_key("WDJBMJHT"), &key, exp).unwrap();
+    drop(env);
     World {
         registered_id: info["client_id"].as_str().unwrap().into(),
         registration_token: info["registration_access_token"].as_str().unwrap().into(),

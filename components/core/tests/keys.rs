@@ -114,9 +114,8 @@ fn two_hosts_on_one_store_end_with_one_key() {
                 let h = &h;
                 s.spawn(move || {
                     let rng = HostRng(i, AtomicU64::new(0));
-                    keys::signing_key(&host_env(h, &rng))
-                        .ok()
-                        .map(|k| k.kid().to_string())
+                    let env = host_env(h, &rng);
+                    keys::signing_key(&env).ok().map(|k| k.kid().to_string())
                 })
             })
             .collect();
