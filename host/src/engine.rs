@@ -26,7 +26,9 @@ const TABLES_PER_COMPONENT: u32 = 8;
 /// An `madvise` that unmaps pages flushes the TLB of every core the process runs on: with one
 /// fresh instance per request, that flush was the host's largest cost. Our components dirty
 /// well under this per request, so their slots never `madvise`; a slot keeps at most this
-/// much resident while it waits for its next request.
+/// much resident while it waits for its next request. On kernels without `PAGEMAP_SCAN`
+/// (before 6.7) wasmtime resets the slot's used prefix with `memset` instead, which for memories
+/// of a few MiB should still cost less than a shootdown; we have only measured 6.18.
 const KEEP_RESIDENT: usize = 4 << 20;
 /// Warm slots kept for reuse (each holds what its last request dirtied, up to
 /// [`KEEP_RESIDENT`]).
