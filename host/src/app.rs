@@ -14,7 +14,7 @@ use crate::engine::Runtime;
 use crate::error::Error;
 use crate::keyvalue::{AllowedStore, KeyValueAccess};
 use crate::manifest::{ComponentSpec, Manifest};
-use crate::outbound::{AllowList, OutboundPolicy, Resolve};
+use crate::outbound::{AllowList, OutboundPolicy, Vetting};
 use crate::routing::Router;
 use crate::state::HostState;
 use crate::variables::Variables;
@@ -42,7 +42,7 @@ impl App {
         variables: &Variables,
         stores: &HashMap<String, Arc<dyn Store>>,
         cache_dir: Option<&Path>,
-        resolver: &Arc<dyn Resolve>,
+        vetting: &Arc<Vetting>,
     ) -> Result<Self, Error> {
         let router = Router::build(&manifest.routes).map_err(|message| Error::Manifest {
             path: manifest.path.clone(),
@@ -50,7 +50,7 @@ impl App {
         })?;
         let mut components = HashMap::new();
         for (id, spec) in &manifest.components {
-            let loaded = load_component(runtime, id, spec, variables, stores, cache_dir, resolver)?;
+            let loaded = load_component(runtime, id, spec, variables, stores, cache_dir, vetting)?;
             components.insert(id.clone(), Arc::new(loaded));
         }
         Ok(App { router, components })
@@ -64,7 +64,7 @@ fn load_component(
     variables: &Variables,
     stores: &HashMap<String, Arc<dyn Store>>,
     cache_dir: Option<&Path>,
-    resolver: &Arc<dyn Resolve>,
+    vetting: &Arc<Vetting>,
 ) -> Result<LoadedComponent, Error> {
     let component_error = |message: String| Error::Component {
         component: id.to_owned(),
@@ -85,11 +85,7 @@ fn load_component(
         .map_err(component_error)?;
     let allow = OutboundPolicy::new(
         AllowList::parse(&hosts).map_err(component_error)?,
-        // The core's own test switch for private CIMD hosts lifts the host's re-check too.
-        config
-            .get("cimd_allow_private")
-            .is_some_and(|v| v == "true"),
-        resolver.clone(),
+        vetting.clone(),
     );
     // Spin refuses at start-up a label that no runtime config defines; so do we.
     let mut kv = KeyValueAccess {

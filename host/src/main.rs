@@ -71,6 +71,10 @@ struct ServeArgs {
     /// at most 5 of them.
     #[arg(long, default_value_t = 15)]
     outbound_timeout: u64,
+    /// Let hosts that `allowed_outbound_hosts` reaches only through a wildcard resolve to
+    /// private and loopback addresses (local development only; refused by default).
+    #[arg(long)]
+    outbound_allow_private: bool,
     /// Linear-memory limit of one instance, in MiB.
     #[arg(long, default_value_t = 64)]
     max_memory_mib: usize,
@@ -125,6 +129,7 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
         }
         options.env_file = args.env_file;
         options.limits = limits;
+        options.outbound_allow_private = args.outbound_allow_private;
         let server = Server::new(&args.manifest, options).map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -22,9 +22,9 @@
 //! finish within [`UNTRUSTED_DEADLINE`] and [`UNTRUSTED_MAX_BODY`], so a slow or endless answer
 //! fails while the guest still has time to answer its standard error.
 //!
-//! The component variable `cimd_allow_private = "true"` (the core's switch for tests, which
-//! also lets CIMD URLs name loopback) lifts the address check for that component; pinning and
-//! the caps stay.
+//! [`Options::outbound_allow_private`](crate::Options::outbound_allow_private) (`mcp-auth serve
+//! --outbound-allow-private`, for local development) lifts the address check; pinning and the
+//! caps stay.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -184,22 +184,22 @@ fn default_port(scheme: &str) -> Option<u16> {
     }
 }
 
-/// What one component may reach: its allow-list, and how hosts reached only through a
-/// wildcard are resolved and vetted.
+/// How hosts reached only through a wildcard are resolved and vetted: one for the process.
+pub(crate) struct Vetting {
+    pub(crate) resolver: Arc<dyn Resolve>,
+    /// Wildcard hosts may resolve to private addresses (local development only).
+    pub(crate) allow_private: bool,
+}
+
+/// What one component may reach: its allow-list, and the process's [`Vetting`].
 pub(crate) struct OutboundPolicy {
     allow: AllowList,
-    /// `cimd_allow_private`: wildcard hosts may resolve to private addresses (tests only).
-    allow_private: bool,
-    resolver: Arc<dyn Resolve>,
+    vetting: Arc<Vetting>,
 }
 
 impl OutboundPolicy {
-    pub(crate) fn new(allow: AllowList, allow_private: bool, resolver: Arc<dyn Resolve>) -> Self {
-        OutboundPolicy {
-            allow,
-            allow_private,
-            resolver,
-        }
+    pub(crate) fn new(allow: AllowList, vetting: Arc<Vetting>) -> Self {
+        OutboundPolicy { allow, vetting }
     }
 
     /// The addresses of a host reached through a wildcard, refused if any is private: one
@@ -210,17 +210,22 @@ impl OutboundPolicy {
         host: &str,
         port: u16,
     ) -> Result<Vec<SocketAddr>, HttpError> {
-        let addrs = self.resolver.resolve(host, port).await.map_err(|e| {
-            tracing::debug!(component, host, error = %e, "outbound name resolution failed");
-            HttpError::DnsError {
-                rcode: None,
-                info_code: None,
-            }
-        })?;
+        let addrs = self
+            .vetting
+            .resolver
+            .resolve(host, port)
+            .await
+            .map_err(|e| {
+                tracing::debug!(component, host, error = %e, "outbound name resolution failed");
+                HttpError::DnsError {
+                    rcode: None,
+                    info_code: None,
+                }
+            })?;
         if addrs.is_empty() {
             return Err(HttpError::DestinationNotFound);
         }
-        if !self.allow_private {
+        if !self.vetting.allow_private {
             if let Some(bad) = addrs.iter().find(|a| is_private_ip(a.ip())) {
                 tracing::warn!(
                     component,

@@ -18,7 +18,7 @@ use crate::engine::Runtime;
 use crate::error::Error;
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
-use crate::outbound::{Resolve, SystemResolver};
+use crate::outbound::{Resolve, SystemResolver, Vetting};
 use crate::request::{self, Shared};
 use crate::variables::{self, Variables};
 
@@ -83,6 +83,9 @@ pub struct Options {
     /// Resolves hosts that outbound requests reach only through a wildcard of
     /// `allowed_outbound_hosts`, before their addresses are vetted (see [`crate::outbound`]).
     pub resolver: Arc<dyn Resolve>,
+    /// Let hosts reached only through a wildcard resolve to private addresses (local
+    /// development: a Client ID Metadata Document on this machine). Off: refused.
+    pub outbound_allow_private: bool,
 }
 
 impl Default for Options {
@@ -98,6 +101,7 @@ impl Default for Options {
             metrics_path: Some("/metrics".to_owned()),
             shutdown_grace: Duration::from_secs(30),
             resolver: Arc::new(SystemResolver),
+            outbound_allow_private: false,
         }
     }
 }
@@ -147,7 +151,10 @@ impl Server {
             &variables,
             &stores,
             options.cache_dir.as_deref(),
-            &options.resolver,
+            &Arc::new(Vetting {
+                resolver: options.resolver.clone(),
+                allow_private: options.outbound_allow_private,
+            }),
         )?;
         let slots = Arc::new(Semaphore::new(
             options.limits.max_concurrent_requests.max(1) as usize,

@@ -114,7 +114,8 @@ impl Resolve for TableResolver {
     }
 }
 
-/// The test guest allowed `hosts`; with `allow_private`, its `cimd_allow_private` is set.
+/// The test guest allowed `hosts`, in a host that lets wildcard hosts resolve to private
+/// addresses if `allow_private`.
 async fn fetcher(
     hosts: &[String],
     allow_private: bool,
@@ -125,10 +126,9 @@ async fn fetcher(
         .map(|h| format!("{h:?}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let manifest = single_component_manifest(&format!(
-        "allowed_outbound_hosts = [{list}]\n[component.guest.variables]\ncimd_allow_private = \"{allow_private}\"\n"
-    ));
+    let manifest = single_component_manifest(&format!("allowed_outbound_hosts = [{list}]\n"));
     TestHost::start(&manifest, None, |o| {
+        o.outbound_allow_private = allow_private;
         if let Some(resolver) = resolver {
             o.resolver = resolver;
         }
