@@ -184,18 +184,13 @@ impl SqliteFile {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let inner = &self.inner;
-        if let Some(reader) = inner.try_take_reader() {
-            let result = op(&reader);
-            inner.return_reader(reader);
-            return result.map_err(|e| inner.error(e));
+        if let Some(reader) = self.inner.try_take_reader() {
+            return self.inner.read_on(reader, op);
         }
-        let inner = inner.clone();
+        let inner = self.inner.clone();
         run_blocking(move || {
             let reader = inner.take_reader();
-            let result = op(&reader);
-            inner.return_reader(reader);
-            result.map_err(|e| inner.error(e))
+            inner.read_on(reader, op)
         })
         .await
     }
@@ -357,6 +352,17 @@ impl Connections {
         }
     }
 
+    /// Run `op` on `reader`, then give the connection back.
+    fn read_on<T>(
+        &self,
+        reader: Connection,
+        op: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, Error> {
+        let result = op(&reader);
+        self.return_reader(reader);
+        result.map_err(|e| self.error(e))
+    }
+
     fn try_take_reader(&self) -> Option<Connection> {
         lock(&self.readers).pop()
     }
@@ -488,4 +494,32 @@ where
 /// popped.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With every reader connection busy, a read waits on the blocking pool for one to come
+    /// back, then answers as a read on the calling task does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_waits_for_a_reader_when_all_are_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = SqliteFile::open(&dir.path().join("kv.db")).unwrap();
+        let store = file.store("default");
+        store.set("k", b"v").await.unwrap();
+        assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        let busy: Vec<Connection> = std::iter::from_fn(|| file.inner.try_take_reader()).collect();
+        assert_eq!(busy.len(), READERS);
+        let waiting = tokio::spawn({
+            let store = store.clone();
+            async move { store.get("k").await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "read without a reader connection");
+        for reader in busy {
+            file.inner.return_reader(reader);
+        }
+        assert_eq!(waiting.await.unwrap().unwrap().as_deref(), Some(&b"v"[..]));
+    }
 }
