@@ -112,9 +112,15 @@ pub fn discovery() -> Fixed {
 
 /// `POST /register`: a public native client, as MCP clients register.
 pub fn registration() -> Fixed {
+    registration_at("/register")
+}
+
+/// A registration of a public native client at `path`: the same body for every server
+/// measured, so that they do the same work.
+pub fn registration_at(path: &str) -> Fixed {
     Fixed {
         request: post_json(
-            "/register",
+            path,
             &json!({
                 "client_name": "Bench Client",
                 "redirect_uris": [REDIRECT],

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::process::Command;
 
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::load::Fixed;
-use crate::mcp_auth::{basic, get, json_answer, post_form, post_json, text, Refresh, RESOURCE};
+use crate::mcp_auth::{self, basic, get, json_answer, post_form, text, Refresh, RESOURCE};
 use crate::process::{free_addr, Process};
 
 const CLIENT: (&str, &str) = ("bench", "bench-secret");
@@ -92,20 +92,9 @@ pub fn discovery() -> Fixed {
     }
 }
 
+/// Its registration endpoint (`/reg`), with the same body as ours.
 pub fn registration() -> Fixed {
-    Fixed {
-        request: post_json(
-            "/reg",
-            &json!({
-                "client_name": "Bench Client",
-                "redirect_uris": ["http://127.0.0.1:49152/callback"],
-                "token_endpoint_auth_method": "none",
-                "application_type": "native",
-            }),
-        ),
-        expect: StatusCode::CREATED,
-        contains: None,
-    }
+    mcp_auth::registration_at("/reg")
 }
 
 pub fn introspection(state: &State) -> Fixed {
