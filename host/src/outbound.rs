@@ -29,7 +29,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -184,11 +184,40 @@ fn default_port(scheme: &str) -> Option<u16> {
     }
 }
 
-/// How hosts reached only through a wildcard are resolved and vetted: one for the process.
+/// How hosts reached only through a wildcard are resolved, vetted and reached over TLS: one
+/// for the process.
 pub(crate) struct Vetting {
-    pub(crate) resolver: Arc<dyn Resolve>,
+    resolver: Arc<dyn Resolve>,
     /// Wildcard hosts may resolve to private addresses (local development only).
-    pub(crate) allow_private: bool,
+    allow_private: bool,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Vetting {
+    /// TLS trusts the web PKI roots (as wasmtime-wasi-http's own sender does) and
+    /// `extra_roots` (DER certificates), built once here rather than per request.
+    pub(crate) fn new(
+        resolver: Arc<dyn Resolve>,
+        allow_private: bool,
+        extra_roots: &[Vec<u8>],
+    ) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
+        for (i, der) in extra_roots.iter().enumerate() {
+            roots
+                .add(rustls::pki_types::CertificateDer::from(der.clone()))
+                .map_err(|e| format!("extra outbound root certificate {}: {e}", i + 1))?;
+        }
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Vetting {
+            resolver,
+            allow_private,
+            tls: Arc::new(tls),
+        })
+    }
 }
 
 /// What one component may reach: its allow-list, and the process's [`Vetting`].
@@ -333,7 +362,8 @@ impl WasiHttpHooks for OutboundHooks {
                     let addrs = timeout_at(deadline, policy.vet(&component, &target.host, port))
                         .await
                         .map_err(|_| HttpError::DnsTimeout)??;
-                    send_pinned(request, &addrs, &target, options, deadline).await
+                    let tls = &policy.vetting.tls;
+                    send_pinned(request, &addrs, &target, tls, options, deadline).await
                 })
             }
         }
@@ -355,6 +385,7 @@ async fn send_pinned(
     mut request: http::Request<WasiBody>,
     addrs: &[SocketAddr],
     target: &Target,
+    tls: &Arc<rustls::ClientConfig>,
     options: RequestOptions,
     deadline: Instant,
 ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
@@ -364,7 +395,7 @@ async fn send_pinned(
         let tcp = connect_any(addrs).await?;
         let stream: Box<dyn Stream> = if target.tls {
             let name = rustls::pki_types::ServerName::try_from(target.host.clone())?;
-            let connector = tokio_rustls::TlsConnector::from(tls_config());
+            let connector = tokio_rustls::TlsConnector::from(tls.clone());
             Box::new(connector.connect(name, tcp).await.map_err(HttpError::Tls)?)
         } else {
             Box::new(tcp)
@@ -407,23 +438,6 @@ async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, HttpError> {
         }
     }
     Err(last)
-}
-
-/// Web PKI roots (the same trust as wasmtime-wasi-http's own sender), built once.
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-            };
-            Arc::new(
-                rustls::ClientConfig::builder()
-                    .with_root_certificates(roots)
-                    .with_no_client_auth(),
-            )
-        })
-        .clone()
 }
 
 /// A response body that fails at the exchange's deadline or past [`UNTRUSTED_MAX_BODY`].

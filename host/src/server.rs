@@ -86,6 +86,11 @@ pub struct Options {
     /// Let hosts reached only through a wildcard resolve to private addresses (local
     /// development: a Client ID Metadata Document on this machine). Off: refused.
     pub outbound_allow_private: bool,
+    /// Certificates (DER) trusted, beside the web PKI roots, by TLS connections to hosts
+    /// reached only through a wildcard (a private CA; tests). Hosts that
+    /// `allowed_outbound_hosts` names go through wasmtime-wasi-http, which trusts the web roots
+    /// only.
+    pub outbound_extra_roots: Vec<Vec<u8>>,
 }
 
 impl Default for Options {
@@ -102,6 +107,7 @@ impl Default for Options {
             shutdown_grace: Duration::from_secs(30),
             resolver: Arc::new(SystemResolver),
             outbound_allow_private: false,
+            outbound_extra_roots: Vec::new(),
         }
     }
 }
@@ -144,6 +150,12 @@ impl Server {
                 &options.data_dir,
             )?,
         };
+        let vetting = Vetting::new(
+            options.resolver.clone(),
+            options.outbound_allow_private,
+            &options.outbound_extra_roots,
+        )
+        .map_err(Error::Runtime)?;
         let runtime = Runtime::new(&options.limits)?;
         let app = App::load(
             &runtime,
@@ -151,10 +163,7 @@ impl Server {
             &variables,
             &stores,
             options.cache_dir.as_deref(),
-            &Arc::new(Vetting {
-                resolver: options.resolver.clone(),
-                allow_private: options.outbound_allow_private,
-            }),
+            &Arc::new(vetting),
         )?;
         let slots = Arc::new(Semaphore::new(
             options.limits.max_concurrent_requests.max(1) as usize,

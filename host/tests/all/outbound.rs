@@ -30,6 +30,15 @@ type Reply = fn() -> UnsyncBoxBody<Bytes, Infallible>;
 
 impl Upstream {
     async fn start(reply: Reply) -> Upstream {
+        Upstream::serve(reply, None).await
+    }
+
+    /// The same over TLS, presenting `tls`'s certificate.
+    async fn start_tls(reply: Reply, tls: rustls::ServerConfig) -> Upstream {
+        Upstream::serve(reply, Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))).await
+    }
+
+    async fn serve(reply: Reply, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hosts = Arc::new(Mutex::new(Vec::new()));
@@ -42,10 +51,24 @@ impl Upstream {
                     seen.lock().unwrap().push(host.unwrap_or("").to_owned());
                     async move { Ok::<_, Infallible>(http::Response::new(reply())) }
                 });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
-                );
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        // A failed handshake (an untrusted client) just ends the connection.
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => {
+                                http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                    .await
+                            }
+                            Err(_) => return,
+                        },
+                        None => {
+                            http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await
+                        }
+                    };
+                });
             }
         });
         Upstream { addr, hosts, task }
@@ -121,6 +144,16 @@ async fn fetcher(
     allow_private: bool,
     resolver: Option<Arc<TableResolver>>,
 ) -> TestHost {
+    fetcher_trusting(hosts, allow_private, resolver, Vec::new()).await
+}
+
+/// [`fetcher`], with `extra_roots` trusted by vetted TLS connections.
+async fn fetcher_trusting(
+    hosts: &[String],
+    allow_private: bool,
+    resolver: Option<Arc<TableResolver>>,
+    extra_roots: Vec<Vec<u8>>,
+) -> TestHost {
     let list = hosts
         .iter()
         .map(|h| format!("{h:?}"))
@@ -129,11 +162,34 @@ async fn fetcher(
     let manifest = single_component_manifest(&format!("allowed_outbound_hosts = [{list}]\n"));
     TestHost::start(&manifest, None, |o| {
         o.outbound_allow_private = allow_private;
+        o.outbound_extra_roots = extra_roots;
         if let Some(resolver) = resolver {
             o.resolver = resolver;
         }
     })
     .await
+}
+
+/// A fresh CA (its DER certificate) and a server configuration presenting a certificate it
+/// issued for `name`.
+fn certificate_for(name: &str) -> (Vec<u8>, rustls::ServerConfig) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec![name.to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.der().to_vec(), server)
 }
 
 fn refused_for_its_address((status, body): (u16, String)) -> bool {
@@ -310,4 +366,61 @@ async fn wildcard_fetches_are_capped_in_size_and_time() {
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("200 x"), "{body}");
     host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcard_https_hosts_are_reached_at_the_vetted_address_under_their_name() {
+    let (ca, tls) = certificate_for("cimd.test");
+    let upstream = Upstream::start_tls(Upstream::hello, tls).await;
+    let port = upstream.addr.port();
+    let resolver = TableResolver::new(&[
+        ("cimd.test", &["127.0.0.1"]),
+        ("other.test", &["127.0.0.1"]),
+    ]);
+    let wildcard = ["https://*:*".to_owned()];
+
+    // The certificate names `cimd.test` and chains to the trusted CA: the TLS server name is
+    // the host's name, not the address it was reached at.
+    let host = fetcher_trusting(&wildcard, true, Some(resolver.clone()), vec![ca.clone()]).await;
+    assert_eq!(
+        host.get(&format!("/fetch?url=https://cimd.test:{port}/x"))
+            .await,
+        (200, "200 hello".into())
+    );
+    assert_eq!(upstream.hosts(), [format!("cimd.test:{port}")]);
+    // Another name at the same address does not match the certificate.
+    let (status, body) = host
+        .get(&format!("/fetch?url=https://other.test:{port}/x"))
+        .await;
+    assert_eq!(status, 502);
+    assert!(body.contains("Tls"), "{body}");
+    host.stop().await;
+
+    // Without the CA, the same server is not trusted.
+    let host = fetcher(&wildcard, true, Some(resolver)).await;
+    let (status, body) = host
+        .get(&format!("/fetch?url=https://cimd.test:{port}/x"))
+        .await;
+    assert_eq!(status, 502);
+    assert!(body.contains("Tls"), "{body}");
+    assert_eq!(upstream.hosts().len(), 1);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_extra_root_stops_the_host_from_starting() {
+    let mut options = mcp_auth_host::Options::default();
+    options.outbound_extra_roots = vec![b"not a certificate".to_vec()];
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("spin.toml");
+    std::fs::write(&manifest, single_component_manifest("")).unwrap();
+    let error = mcp_auth_host::Server::new(&manifest, options)
+        .err()
+        .expect("the host started");
+    assert!(
+        error
+            .to_string()
+            .contains("extra outbound root certificate 1"),
+        "{error}"
+    );
 }
