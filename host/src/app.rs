@@ -120,8 +120,10 @@ fn load_component(
         })
     })?;
     let started = std::time::Instant::now();
-    let (component, cached) = crate::cache::load(&runtime.engine, &wasm, cache_dir)
-        .map_err(|e| source_error(format!("not a valid component: {e:#}")))?;
+    let (component, cached) = crate::cache::load(&runtime.engine, &wasm, cache_dir, |wasm| {
+        crate::preinit::prepare(&runtime.engine, id, wasm)
+    })
+    .map_err(|e| source_error(format!("not a valid component: {e:#}")))?;
     tracing::info!(
         component = id,
         cached,

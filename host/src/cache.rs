@@ -1,7 +1,9 @@
 //! Precompiled components, cached on disk. The key is the SHA-256 of the `.wasm` plus the
-//! engine's `precompile_compatibility_hash`, never the file name, so a rebuilt component or an
-//! upgraded wasmtime misses the cache instead of loading stale code.
+//! engine's `precompile_compatibility_hash` and [`crate::preinit::VERSION`], never the file
+//! name, so a rebuilt component or an upgraded wasmtime misses the cache instead of loading
+//! stale code.
 
+use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
@@ -9,16 +11,18 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-/// Loads the component in `wasm` (its bytes), from `cache_dir` when present there, compiling and
-/// storing it otherwise. A cache that cannot be written only costs the next start a compile.
-/// The flag tells whether the cache answered.
-pub(crate) fn load(
+/// Loads the component in `wasm` (its bytes), from `cache_dir` when present there, otherwise
+/// compiling what `prepare` makes of it (see [`crate::preinit::prepare`]) and storing that under
+/// the key of `wasm`. A cache that cannot be written only costs the next start a compile. The
+/// flag tells whether the cache answered.
+pub(crate) fn load<'a>(
     engine: &Engine,
-    wasm: &[u8],
+    wasm: &'a [u8],
     cache_dir: Option<&Path>,
+    prepare: impl FnOnce(&'a [u8]) -> Cow<'a, [u8]>,
 ) -> wasmtime::Result<(Component, bool)> {
     let Some(dir) = cache_dir else {
-        return Ok((Component::new(engine, wasm)?, false));
+        return Ok((Component::new(engine, &*prepare(wasm))?, false));
     };
     let path = entry(engine, wasm, dir);
     if path.exists() {
@@ -32,7 +36,7 @@ pub(crate) fn load(
             }
         }
     }
-    let compiled = engine.precompile_component(wasm)?;
+    let compiled = engine.precompile_component(&prepare(wasm))?;
     if let Err(e) = store(&path, &compiled) {
         tracing::warn!(path = %path.display(), error = %e, "cannot write the compile cache");
     }
@@ -45,6 +49,7 @@ fn entry(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
     let digest = Sha256::digest(wasm);
     let mut compat = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut compat);
+    crate::preinit::VERSION.hash(&mut compat);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     dir.join(format!("{hex}-{:016x}.cwasm", compat.finish()))
 }

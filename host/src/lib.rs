@@ -36,6 +36,7 @@ mod keyvalue;
 pub mod manifest;
 mod metrics;
 pub mod outbound;
+mod preinit;
 mod request;
 pub mod routing;
 mod server;

@@ -54,6 +54,15 @@ pub fn jwks(env: &Env, req: &Request) -> Response {
     }
 }
 
+/// Builds what signing and deriving ES256 keys needs in every instance: p256 computes its
+/// table of multiples of the base point (tens of KiB, most of the CPU of a `/token` request in a
+/// fresh instance) on first use. Called by a host that pre-initializes components, so that every
+/// instance starts with the table already in memory; calling it again costs nothing.
+pub fn precompute() {
+    // Any valid scalar: deriving its public key multiplies the base point.
+    let _ = ES256KeyPair::from_bytes(&[1; 32]);
+}
+
 /// The key that signs new access tokens.
 pub fn signing_key(env: &Env) -> Result<SigningKey, OAuthError> {
     match env.settings.signing_keys.first() {

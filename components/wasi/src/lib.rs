@@ -55,7 +55,7 @@ pub mod bindings {
         // does not import timezone either way: this only lets the directory parse.
         features: ["clocks-timezone"],
         pub_export_macro: true,
-        export_macro_name: "export",
+        export_macro_name: "export_bindings",
         default_bindings_module: "mcp_auth_wasi::bindings",
         runtime_path: "mcp_auth_wasi::bindings::rt",
     });
@@ -66,7 +66,26 @@ pub mod bindings {
     pub use wit_bindgen::rt;
 }
 
-pub use bindings::export;
+/// Exports `$component` (which implements [`IncomingHandler`]) as this crate's world: the
+/// HTTP handler, and `wizer-initialize`, which runs [`preinitialize`].
+#[macro_export]
+macro_rules! export {
+    ($component:ident) => {
+        impl $crate::bindings::Guest for $component {
+            fn wizer_initialize() {
+                $crate::preinitialize();
+            }
+        }
+        $crate::bindings::export_bindings!($component);
+    };
+}
+
+/// The world's `wizer-initialize`: what every instance would otherwise compute on its own
+/// first use ([`mcp_auth_core::keys::precompute`]). Pure: it calls no import, as a host that
+/// snapshots the result requires.
+pub fn preinitialize() {
+    mcp_auth_core::keys::precompute();
+}
 pub use bindings::exports::wasi::http::incoming_handler::Guest as IncomingHandler;
 pub use bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
 pub use mcp_auth_core::Group;

@@ -398,3 +398,33 @@ async fn no_request_sees_what_an_earlier_one_left_in_memory() {
     }
     Arc::into_inner(host).unwrap().stop().await;
 }
+
+/// A component that exports `wizer-initialize` is pre-initialized once, at load: every instance
+/// starts from the memory the initializer left (it ran once, and never again per request),
+/// whether the component was compiled by this start or came from the compile cache. Requests
+/// still leave nothing to each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_start_from_the_pre_initialized_snapshot() {
+    let cache = tempfile::tempdir().unwrap();
+    for start in ["compiled", "cached"] {
+        let host = TestHost::start(&single_component_manifest(""), None, |options| {
+            options.cache_dir = Some(cache.path().to_owned());
+        })
+        .await;
+        for _ in 0..3 {
+            assert_eq!(
+                host.get("/preinitialized").await,
+                (200, "marker 0x5eed calls 1".to_owned()),
+                "{start}"
+            );
+            assert_eq!(
+                host.get("/leftovers").await,
+                (200, "mark 0 dirty 0".to_owned()),
+                "{start}"
+            );
+        }
+        host.stop().await;
+        let entries = std::fs::read_dir(cache.path()).unwrap().count();
+        assert_eq!(entries, 1, "{start}: one cache entry, the snapshot's");
+    }
+}

@@ -10,7 +10,7 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::wasi::http::incoming_handler::Guest;
+use exports::wasi::http::incoming_handler::Guest as IncomingHandler;
 use wasi::http::types::{
     Fields, IncomingRequest, OutgoingBody, OutgoingRequest, OutgoingResponse, ResponseOutparam,
     Scheme,
@@ -40,9 +40,41 @@ fn leftovers() -> (u16, Vec<u8>) {
     (200, format!("mark {mark} dirty {dirty}").into_bytes())
 }
 
+/// Set by `wizer-initialize`: a host that pre-initializes components runs it once, at load,
+/// and every instance starts with the value; a host that does not leaves it zero.
+static mut PREINITIALIZED: u64 = 0;
+/// How often `wizer-initialize` ran in the memory this instance started from.
+static mut INIT_CALLS: u64 = 0;
+
 export!(TestGuest);
 
 impl Guest for TestGuest {
+    fn wizer_initialize() {
+        // SAFETY: one call, one thread, before any request.
+        unsafe {
+            std::ptr::addr_of_mut!(PREINITIALIZED).write_volatile(0x5eed);
+            let calls = std::ptr::addr_of_mut!(INIT_CALLS);
+            calls.write_volatile(calls.read_volatile() + 1);
+        }
+    }
+}
+
+/// What `wizer-initialize` left: the marker and how many times it ran.
+fn preinitialized() -> (u16, Vec<u8>) {
+    // SAFETY: one request per instance, one thread.
+    let (marker, calls) = unsafe {
+        (
+            std::ptr::addr_of!(PREINITIALIZED).read_volatile(),
+            std::ptr::addr_of!(INIT_CALLS).read_volatile(),
+        )
+    };
+    (
+        200,
+        format!("marker {marker:#x} calls {calls}").into_bytes(),
+    )
+}
+
+impl IncomingHandler for TestGuest {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let pq = request.path_with_query().unwrap_or_default();
         let (path, query) = pq.split_once('?').unwrap_or((pq.as_str(), ""));
@@ -57,6 +89,7 @@ impl Guest for TestGuest {
         let (status, body): (u16, Vec<u8>) = match path {
             "/ok" => (200, b"ok".to_vec()),
             "/leftovers" => leftovers(),
+            "/preinitialized" => preinitialized(),
             "/trap" => panic!("the test asked for a trap"),
             "/loop" => {
                 let mut n: u64 = 0;
