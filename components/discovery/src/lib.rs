@@ -13,4 +13,4 @@ impl mcp_auth_wasi::IncomingHandler for Discovery {
     }
 }
 
-mcp_auth_wasi::export!(Discovery);
+mcp_auth_wasi::export!(Discovery, mcp_auth_wasi::precompute_signing);

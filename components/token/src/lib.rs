@@ -13,4 +13,4 @@ impl mcp_auth_wasi::IncomingHandler for Token {
     }
 }
 
-mcp_auth_wasi::export!(Token);
+mcp_auth_wasi::export!(Token, mcp_auth_wasi::precompute_signing);

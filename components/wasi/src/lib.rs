@@ -67,25 +67,31 @@ pub mod bindings {
 }
 
 /// Exports `$component` (which implements [`IncomingHandler`]) as this crate's world: the
-/// HTTP handler, and `wizer-initialize`, which runs [`preinitialize`].
+/// HTTP handler, and `wizer-initialize`, which runs `$initialize` when given (see
+/// [`precompute_signing`]) and does nothing otherwise.
 #[macro_export]
 macro_rules! export {
     ($component:ident) => {
+        $crate::export!($component, || {});
+    };
+    ($component:ident, $initialize:expr) => {
         impl $crate::bindings::Guest for $component {
             fn wizer_initialize() {
-                $crate::preinitialize();
+                ($initialize)();
             }
         }
         $crate::bindings::export_bindings!($component);
     };
 }
 
-/// The world's `wizer-initialize`: what every instance would otherwise compute on its own
-/// first use ([`mcp_auth_core::keys::precompute`]). Pure: it calls no import, as a host that
-/// snapshots the result requires.
-pub fn preinitialize() {
+/// A `wizer-initialize` for the components that sign or publish keys (`token`, `discovery`):
+/// builds what every instance would otherwise compute on its first signature
+/// ([`mcp_auth_core::keys::precompute`]). Pure: it calls no import, as a host that snapshots
+/// the result requires. The other components leave it out, and with it the code.
+pub fn precompute_signing() {
     mcp_auth_core::keys::precompute();
 }
+
 pub use bindings::exports::wasi::http::incoming_handler::Guest as IncomingHandler;
 pub use bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
 pub use mcp_auth_core::Group;
