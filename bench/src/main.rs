@@ -48,6 +48,11 @@ struct Cli {
     /// introspection, verify.
     #[arg(long, value_delimiter = ',')]
     scenarios: Option<Vec<String>>,
+    /// Runs of the whole sequence; each row reports the round with the median req/s (and the
+    /// highest peak RSS of all rounds). This machine's figures vary by 10–20% from run to
+    /// run: three rounds give verdicts that hold.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
     /// Skip the trivial-component and hyper baselines.
     #[arg(long)]
     no_ceiling: bool,
@@ -117,8 +122,6 @@ async fn run(cli: &Cli) -> Result<(), String> {
             host_bin.display()
         ));
     }
-    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let cache = root.join("target/bench-cache");
     let duration = Duration::from_secs(cli.duration);
     let scenarios: Vec<&str> = SCENARIOS
         .into_iter()
@@ -133,9 +136,48 @@ async fn run(cli: &Cli) -> Result<(), String> {
         duration,
     };
     println!(
-        "mcp-auth-bench: {} connections, {} s per scenario, load generator on {} threads",
-        cli.concurrency, cli.duration, cli.threads
+        "mcp-auth-bench: {} connections, {} s per scenario, load generator on {} threads, {} round(s)",
+        cli.concurrency, cli.duration, cli.threads, cli.rounds
     );
+    let mut rounds = Vec::new();
+    let mut ours = Vec::new();
+    let mut notes = Vec::new();
+    for round in 1..=cli.rounds {
+        if cli.rounds > 1 {
+            eprintln!("round {round} of {}", cli.rounds);
+        }
+        let measured = run_round(cli, &root, &host_bin, &bench, &scenarios).await?;
+        rounds.push(measured.rows);
+        ours = measured.ours;
+        notes = measured.notes;
+    }
+    report::print(&report::median(rounds), &ours);
+    println!();
+    for note in notes {
+        println!("{note}");
+    }
+    print_component_sizes(&root);
+    Ok(())
+}
+
+/// What one round measured.
+struct Round {
+    rows: Vec<Row>,
+    /// Our systems (embedded, Redis) in this round.
+    ours: Vec<&'static str>,
+    notes: Vec<String>,
+}
+
+/// One pass over the baselines, our systems and oidc-provider, each started afresh.
+async fn run_round(
+    cli: &Cli,
+    root: &Path,
+    host_bin: &Path,
+    bench: &Bench,
+    scenarios: &[&str],
+) -> Result<Round, String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let cache = root.join("target/bench-cache");
     let mut rows = Vec::new();
     let mut ours = Vec::new();
     let mut notes = Vec::new();
@@ -156,7 +198,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
         let manifest = tmp.path().join("trivial.toml");
         std::fs::write(&manifest, trivial_manifest(&guest)).map_err(|e| e.to_string())?;
         let host = Host {
-            bin: &host_bin,
+            bin: host_bin,
             manifest: &manifest,
             cache: &cache,
             runtime_config: None,
@@ -166,7 +208,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
         rows.push(bench.measure(&trivial, "ok", |_| ok_request()).await?);
     }
 
-    let stores: &[(&str, bool)] = match cli.store {
+    let stores: &[(&'static str, bool)] = match cli.store {
         Stores::Embedded => &[("mcp-auth", false)],
         Stores::Redis => &[("mcp-auth/redis", true)],
         Stores::Both => &[("mcp-auth", false), ("mcp-auth/redis", true)],
@@ -191,7 +233,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
             None => None,
         };
         let host = Host {
-            bin: &host_bin,
+            bin: host_bin,
             manifest: &root.join("spin.toml"),
             cache: &cache,
             runtime_config: runtime_config.as_deref(),
@@ -205,7 +247,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
             server.started_in.as_secs_f64() * 1000.0
         ));
         let state = mcp_auth::set_up(server.addr, cli.concurrency).await?;
-        for scenario in &scenarios {
+        for scenario in scenarios {
             let row = match *scenario {
                 "discovery" => {
                     bench
@@ -243,7 +285,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
 
     if !cli.no_oidc_provider {
         let peer = oidc_provider::start(&root.join("bench/oidc-provider"), tmp.path()).await?;
-        for scenario in &scenarios {
+        for scenario in scenarios {
             // Set up right before each scenario: the default adapter of oidc-provider is an
             // LRU cache of 1000 entries, which a registration run would have emptied.
             let state = oidc_provider::set_up(peer.addr, cli.concurrency).await?;
@@ -274,13 +316,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
         }
     }
 
-    report::print(&rows, &ours);
-    println!();
-    for note in notes {
-        println!("{note}");
-    }
-    print_component_sizes(&root);
-    Ok(())
+    Ok(Round { rows, ours, notes })
 }
 
 /// The measuring part of a run.

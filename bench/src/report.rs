@@ -28,6 +28,41 @@ impl Row {
     }
 }
 
+/// One row per system and scenario out of several rounds of the same rows: the round with the
+/// median req/s (its p50 and p99 with it), the highest peak RSS of any round, and every
+/// round's failures.
+pub fn median(rounds: Vec<Vec<Row>>) -> Vec<Row> {
+    let mut rounds = rounds.into_iter();
+    let Some(first) = rounds.next() else {
+        return Vec::new();
+    };
+    let mut grouped: Vec<Vec<Row>> = first.into_iter().map(|row| vec![row]).collect();
+    for round in rounds {
+        for row in round {
+            if let Some(group) = grouped
+                .iter_mut()
+                .find(|g| g[0].system == row.system && g[0].scenario == row.scenario)
+            {
+                group.push(row);
+            }
+        }
+    }
+    grouped
+        .into_iter()
+        .map(|mut group| {
+            let peak_rss = group.iter().filter_map(|r| r.peak_rss).max();
+            let failed = group.iter().map(|r| r.failed).sum();
+            group.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+            let middle = group.swap_remove(group.len() / 2);
+            Row {
+                peak_rss,
+                failed,
+                ..middle
+            }
+        })
+        .collect()
+}
+
 /// What a row of ours is compared with, and how much faster it must be.
 pub struct Target {
     /// The row of the peer baseline (oidc-provider) it is compared with.
@@ -131,5 +166,37 @@ pub fn print(rows: &[Row], ours: &[&str]) {
             vs_peer,
             verdict
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(system: &str, per_second: f64, p50_ms: f64, peak_rss: u64) -> Row {
+        Row {
+            system: system.to_owned(),
+            scenario: "ok".to_owned(),
+            per_second,
+            p50_ms,
+            p99_ms: 2.0 * p50_ms,
+            peak_rss: Some(peak_rss),
+            failed: 0,
+        }
+    }
+
+    #[test]
+    fn the_median_round_speaks_for_each_row() {
+        let rounds = vec![
+            vec![row("a", 300.0, 3.0, 10), row("b", 9.0, 9.0, 1)],
+            vec![row("a", 100.0, 1.0, 30), row("b", 7.0, 7.0, 2)],
+            vec![row("a", 200.0, 2.0, 20), row("b", 8.0, 8.0, 3)],
+        ];
+        let rows = median(rounds);
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].system.as_str(), rows[0].per_second), ("a", 200.0));
+        // The median round's latencies, the worst round's RSS.
+        assert_eq!((rows[0].p50_ms, rows[0].peak_rss), (2.0, Some(30)));
+        assert_eq!((rows[1].per_second, rows[1].peak_rss), (8.0, Some(3)));
     }
 }
