@@ -5,7 +5,8 @@
 //! The host works in three phases, like Spin's factors: the **process** phase builds one engine
 //! (pooling allocator, epoch interruption) and one linker with every host interface; the **app**
 //! phase reads the manifest, resolves variables, opens the key-value backends and precompiles
-//! and pre-instantiates each component (cached on disk by content hash); the **request** phase
+//! and pre-instantiates each component (pre-initialized first when it exports
+//! `wizer-initialize`, see `preinit`; cached on disk by content hash); the **request** phase
 //! serves each request in a fresh instance from the pool, bounded in time and memory.
 //!
 //! # Embedding
