@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_auth_host::{Options, Server};
-use support::{request, single_component_manifest, TestHost};
+use support::{
+    init_calls_import_wasm, manifest_with_source, request, single_component_manifest, TestHost,
+};
 
 fn lines(body: &str) -> HashMap<String, String> {
     body.lines()
@@ -427,4 +429,20 @@ async fn instances_start_from_the_pre_initialized_snapshot() {
         let entries = std::fs::read_dir(cache.path()).unwrap().count();
         assert_eq!(entries, 1, "{start}: one cache entry, the snapshot's");
     }
+}
+
+/// The initializer may compute, never reach outside: every import traps while it runs, so no
+/// random seed, variable, stored value or request can be frozen into the snapshot that every
+/// instance shares. A component whose initializer calls one (here `wasi:random`) loads as it
+/// is, not pre-initialized, and serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_initializer_that_calls_an_import_is_not_snapshotted() {
+    let manifest = manifest_with_source(&init_calls_import_wasm(), "");
+    let host = TestHost::start(&manifest, None, |options| options.cache_dir = None).await;
+    assert_eq!(
+        host.get("/preinitialized").await,
+        (200, "marker 0x0 calls 0".to_owned())
+    );
+    assert_eq!(host.get("/ok").await, (200, "ok".to_owned()));
+    host.stop().await;
 }

@@ -62,8 +62,18 @@ impl Store for BrokenStore {
     }
 }
 
+/// The test guest variant whose `wizer-initialize` calls an import (built with the guest).
+pub fn init_calls_import_wasm() -> PathBuf {
+    guest_wasm().with_file_name("mcp_auth_test_guest_init_calls_import.wasm")
+}
+
 /// A manifest with one component, `guest`, on `/...`; `extra` is appended to its table.
 pub fn single_component_manifest(extra: &str) -> String {
+    manifest_with_source(guest_wasm(), extra)
+}
+
+/// [`single_component_manifest`] with another component as the guest.
+pub fn manifest_with_source(wasm: &Path, extra: &str) -> String {
     format!(
         r#"spin_manifest_version = 2
 [application]
@@ -78,7 +88,7 @@ source = "{wasm}"
 key_value_stores = ["default"]
 {extra}
 "#,
-        wasm = guest_wasm().display()
+        wasm = wasm.display()
     )
 }
 

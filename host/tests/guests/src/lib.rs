@@ -50,6 +50,10 @@ export!(TestGuest);
 
 impl Guest for TestGuest {
     fn wizer_initialize() {
+        // The variant that reaches for an import here (a random seed, the kind of thing that
+        // must never be frozen into a snapshot every instance shares).
+        #[cfg(feature = "init-calls-import")]
+        std::hint::black_box(wasi::random::random::get_random_u64());
         // SAFETY: one call, one thread, before any request.
         unsafe {
             std::ptr::addr_of_mut!(PREINITIALIZED).write_volatile(0x5eed);
