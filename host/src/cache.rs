@@ -13,8 +13,9 @@ use wasmtime::Engine;
 
 /// Loads the component in `wasm` (its bytes), from `cache_dir` when present there, otherwise
 /// compiling what `prepare` makes of it (see [`crate::preinit::prepare`]) and storing that under
-/// the key of `wasm`. A cache that cannot be written only costs the next start a compile. The
-/// flag tells whether the cache answered.
+/// the key of `wasm`. Should what `prepare` made not compile, `wasm` itself is compiled: a
+/// rewrite is an optimisation, never a reason not to start. A cache that cannot be written only
+/// costs the next start a compile. The flag tells whether the cache answered.
 pub(crate) fn load<'a>(
     engine: &Engine,
     wasm: &'a [u8],
@@ -22,7 +23,9 @@ pub(crate) fn load<'a>(
     prepare: impl FnOnce(&'a [u8]) -> Cow<'a, [u8]>,
 ) -> wasmtime::Result<(Component, bool)> {
     let Some(dir) = cache_dir else {
-        return Ok((Component::new(engine, &*prepare(wasm))?, false));
+        let compiled = compile(engine, wasm, prepare)?;
+        // SAFETY: the bytes were produced by `precompile_component` of this engine.
+        return Ok((unsafe { Component::deserialize(engine, &compiled) }?, false));
     };
     let path = entry(engine, wasm, dir);
     if path.exists() {
@@ -36,13 +39,28 @@ pub(crate) fn load<'a>(
             }
         }
     }
-    let compiled = engine.precompile_component(&prepare(wasm))?;
+    let compiled = compile(engine, wasm, prepare)?;
     if let Err(e) = store(&path, &compiled) {
         tracing::warn!(path = %path.display(), error = %e, "cannot write the compile cache");
     }
     // SAFETY: the bytes were produced by `precompile_component` of this engine just above.
     let component = unsafe { Component::deserialize(engine, &compiled) }?;
     Ok((component, false))
+}
+
+/// Compiles what `prepare` makes of `wasm`, or `wasm` itself when that fails to compile.
+fn compile<'a>(
+    engine: &Engine,
+    wasm: &'a [u8],
+    prepare: impl FnOnce(&'a [u8]) -> Cow<'a, [u8]>,
+) -> wasmtime::Result<Vec<u8>> {
+    match prepare(wasm) {
+        Cow::Borrowed(same) => engine.precompile_component(same),
+        Cow::Owned(rewritten) => engine.precompile_component(&rewritten).or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "the rewritten component does not compile; compiling it as it is");
+            engine.precompile_component(wasm)
+        }),
+    }
 }
 
 fn entry(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
@@ -69,4 +87,24 @@ pub fn default_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("mcp-auth"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest valid component: the preamble alone.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    #[test]
+    fn a_rewrite_that_does_not_compile_falls_back_to_the_original() {
+        let engine = Engine::default();
+        let dir = tempfile::tempdir().unwrap();
+        for cache in [None, Some(dir.path())] {
+            let rewritten = |_: &[u8]| Cow::Owned(b"not wasm".to_vec());
+            assert!(load(&engine, EMPTY_COMPONENT, cache, rewritten).is_ok());
+            // The original itself broken is an error, cache or not.
+            assert!(load(&engine, b"not wasm", cache, Cow::Borrowed).is_err());
+        }
+    }
 }
