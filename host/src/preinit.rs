@@ -7,12 +7,12 @@
 //! instruments the component, we instantiate it with every import trapping (the initializer
 //! may compute, never reach the outside: no request data, key or secret can end up in the
 //! snapshot), call the initializer, and wasmtime-wizer rewrites the component with the
-//! snapshot as its initial state. The compile cache
-//! stores the result, so this costs one extra compile on a cold cache and nothing after.
+//! snapshot as its initial state. The compile cache stores the result, so this costs one extra
+//! compile on a cold cache and nothing after.
 //!
 //! A component without the export loads unchanged. An initializer that fails (traps, calls an
-//! import, runs past its time) is logged and the component loads unchanged: slower, never
-//! different. Spin does not pre-initialize; the same components then compute on first use.
+//! import, runs past its time), or a snapshot that does not compile (see `cache::load`), is
+//! logged and the component loads unchanged: slower, never different. Spin does not pre-initialize; the same components then compute on first use.
 
 use std::borrow::Cow;
 use std::future::Future;
