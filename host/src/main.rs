@@ -134,7 +134,9 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-        tracing::info!(address = %args.listen, manifest = %args.manifest.display(), "serving");
+        // The bound address: with `--listen 127.0.0.1:0` the system picks the port.
+        let address = listener.local_addr().unwrap_or(args.listen);
+        tracing::info!(%address, manifest = %args.manifest.display(), "serving");
         let stop = server.shutdown_handle();
         tokio::spawn(async move {
             wait_for_signal().await;

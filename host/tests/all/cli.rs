@@ -1,7 +1,8 @@
 //! The `mcp-auth` binary itself: `hash-password`, and `serve` with guest stderr forwarding,
 //! request logs without query strings, and a clean stop on SIGTERM.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -43,48 +44,62 @@ fn hash_password_prints_a_verifiable_phc_string() {
 async fn serve_logs_forwards_stderr_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = support::write_app(dir.path(), &support::single_component_manifest(""), None);
-    // An ephemeral port, released for the child to bind.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let cache =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-guests/cache");
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .arg("--manifest")
-        .arg(&manifest)
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--cache-dir")
-        .arg(&cache)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = false;
-    for _ in 0..600 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            ready = true;
-            break;
+    // Port 0: the system picks the port, and the "serving" line must say which.
+    let mut server = Stopped(
+        Command::new(BIN)
+            .arg("serve")
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut server.0;
+    let stderr = child.stderr.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
         }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("mcp-auth exited early ({status}): {err}");
+    });
+    let mut log = Vec::new();
+    let addr: SocketAddr = loop {
+        match received.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                let address = line
+                    .contains("serving")
+                    .then(|| {
+                        line.split_whitespace()
+                            .find_map(|f| f.strip_prefix("address="))
+                    })
+                    .flatten()
+                    .map(|a| a.parse().unwrap_or_else(|e| panic!("{a}: {e}")));
+                log.push(line);
+                if let Some(address) = address {
+                    break address;
+                }
+            }
+            Err(e) => {
+                panic!("no \"serving\" line ({e}): {}", log.join("\n"));
+            }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "mcp-auth did not start listening");
+    };
+    assert_ne!(
+        addr.port(),
+        0,
+        "the log names the requested port, not the bound one"
+    );
     assert_eq!(
         support::request(addr, "GET", "/stderr?token=do-not-log", Vec::new(), &[]).await,
         (200, "ok".into())
@@ -94,11 +109,24 @@ async fn serve_logs_forwards_stderr_and_stops_on_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    log.extend(received.try_iter());
+    let stderr = log.join("\n");
+    assert!(status.success(), "{stderr}");
     assert!(stderr.contains("[guest] guest line on stderr"), "{stderr}");
     assert!(stderr.contains("component=guest"), "{stderr}");
     assert!(stderr.contains("status=200"), "{stderr}");
     assert!(!stderr.contains("do-not-log"), "{stderr}");
+}
+
+/// A child process, killed if the test ends before it does (a failed assertion), so that no
+/// server outlives its test.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
