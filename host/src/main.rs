@@ -134,12 +134,15 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        // Registered before the "serving" line: a signal sent as soon as it appears is
+        // already a graceful stop, not the default action's instant death.
+        let signalled = stop_signals()?;
         // The bound address: with `--listen 127.0.0.1:0` the system picks the port.
         let address = listener.local_addr().unwrap_or(args.listen);
         tracing::info!(%address, manifest = %args.manifest.display(), "serving");
         let stop = server.shutdown_handle();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signalled.await;
             stop.shutdown();
         });
         server.serve(listener).await.map_err(|e| e.to_string())
@@ -165,20 +168,19 @@ fn command_line_variables(args: &ServeArgs) -> Option<HashMap<String, String>> {
     Some(environment)
 }
 
-/// SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Handles SIGINT and SIGTERM from now on; the future ends at the first of them.
+fn stop_signals() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    })
 }
 
 fn hash_password() -> Result<(), String> {

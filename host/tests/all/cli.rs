@@ -1,9 +1,13 @@
 //! The `mcp-auth` binary itself: `hash-password`, and `serve` with guest stderr forwarding,
-//! request logs without query strings, and a clean stop on SIGTERM.
+//! request logs without query strings, the bound address in its `serving` line, and a clean
+//! stop on SIGTERM, even one sent the moment it says it serves.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use argon2::{PasswordHash, PasswordVerifier};
@@ -43,81 +47,133 @@ fn hash_password_prints_a_verifiable_phc_string() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_logs_forwards_stderr_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = support::write_app(dir.path(), &support::single_component_manifest(""), None);
-    let cache =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-guests/cache");
-    // Port 0: the system picks the port, and the "serving" line must say which.
-    let mut server = Stopped(
-        Command::new(BIN)
-            .arg("serve")
-            .arg("--manifest")
-            .arg(&manifest)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--cache-dir")
-            .arg(&cache)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let child = &mut server.0;
-    let stderr = child.stderr.take().unwrap();
-    let (lines, received) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut log = Vec::new();
-    let addr: SocketAddr = loop {
-        match received.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => {
-                let address = line
-                    .contains("serving")
-                    .then(|| {
-                        line.split_whitespace()
-                            .find_map(|f| f.strip_prefix("address="))
-                    })
-                    .flatten()
-                    .map(|a| a.parse().unwrap_or_else(|e| panic!("{a}: {e}")));
-                log.push(line);
-                if let Some(address) = address {
-                    break address;
-                }
-            }
-            Err(e) => {
-                panic!("no \"serving\" line ({e}): {}", log.join("\n"));
-            }
-        }
-    };
-    assert_ne!(
-        addr.port(),
-        0,
-        "the log names the requested port, not the bound one"
-    );
+    let serving = Serving::start(dir.path());
     assert_eq!(
-        support::request(addr, "GET", "/stderr?token=do-not-log", Vec::new(), &[]).await,
+        support::request(
+            serving.addr,
+            "GET",
+            "/stderr?token=do-not-log",
+            Vec::new(),
+            &[]
+        )
+        .await,
         (200, "ok".into())
     );
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    log.extend(received.try_iter());
-    let stderr = log.join("\n");
+    let (status, stderr) = serving.terminate();
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("[guest] guest line on stderr"), "{stderr}");
     assert!(stderr.contains("component=guest"), "{stderr}");
     assert!(stderr.contains("status=200"), "{stderr}");
     assert!(!stderr.contains("do-not-log"), "{stderr}");
+}
+
+/// The handlers must be in place before the `serving` line: registered afterwards, by a task
+/// that had not run yet, a busy machine let SIGTERM kill the process outright.
+#[test]
+fn serve_stops_gracefully_on_a_sigterm_sent_as_soon_as_it_says_serving() {
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let (status, stderr) = Serving::start(dir.path()).terminate();
+        assert!(status.success(), "{status}: {stderr}");
+        assert!(stderr.contains("shutting down"), "{stderr}");
+    }
+}
+
+/// `mcp-auth serve` of the test guest on port 0, once it has said where it listens.
+struct Serving {
+    server: Stopped,
+    /// Where the `serving` line says it listens.
+    addr: SocketAddr,
+    log: Vec<String>,
+    lines: Receiver<String>,
+    reader: JoinHandle<()>,
+}
+
+impl Serving {
+    fn start(dir: &Path) -> Serving {
+        let manifest = support::write_app(dir, &support::single_component_manifest(""), None);
+        let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-guests/cache");
+        // Port 0: the system picks the port, and the "serving" line must say which.
+        let mut server = Stopped(
+            Command::new(BIN)
+                .arg("serve")
+                .arg("--manifest")
+                .arg(&manifest)
+                .arg("--listen")
+                .arg("127.0.0.1:0")
+                .arg("--data-dir")
+                .arg(dir.join("data"))
+                .arg("--cache-dir")
+                .arg(&cache)
+                .env("RUST_LOG", "info")
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let stderr = server.0.stderr.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut log = Vec::new();
+        let addr = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("no \"serving\" line ({e}): {}", log.join("\n")));
+            let address = serving_address(&line);
+            log.push(line);
+            if let Some(address) = address {
+                break address;
+            }
+        };
+        assert_ne!(
+            addr.port(),
+            0,
+            "the log names the requested port, not the bound one"
+        );
+        Serving {
+            server,
+            addr,
+            log,
+            lines,
+            reader,
+        }
+    }
+
+    /// SIGTERM, then the exit status and everything the process wrote to stderr.
+    fn terminate(self) -> (ExitStatus, String) {
+        let Serving {
+            mut server,
+            mut log,
+            lines,
+            reader,
+            ..
+        } = self;
+        let killed = Command::new("kill")
+            .args(["-TERM", &server.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = server.0.wait().unwrap();
+        reader.join().unwrap();
+        log.extend(lines.try_iter());
+        (status, log.join("\n"))
+    }
+}
+
+/// The address of the `serving` log line (`... serving address=127.0.0.1:PORT ...`).
+fn serving_address(line: &str) -> Option<SocketAddr> {
+    if !line.contains("serving") {
+        return None;
+    }
+    let address = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("address="))?;
+    Some(address.parse().unwrap_or_else(|e| panic!("{address}: {e}")))
 }
 
 /// A child process, killed if the test ends before it does (a failed assertion), so that no
