@@ -41,6 +41,10 @@ pub enum ClientSource {
     Registered,
     /// A Client ID Metadata Document: the `client_id` is the document's URL.
     MetadataDocument,
+    /// Provisioned by the operator in the configuration, never through an open endpoint: the
+    /// only clients trusted with what an anonymous client must not get (`client_credentials`,
+    /// skipping consent, errors redirected before any user approved the client).
+    Provisioned,
 }
 
 /// Client metadata (RFC 7591 §2) as we keep and return it.
@@ -93,6 +97,11 @@ pub struct Client {
 impl Client {
     pub fn is_confidential(&self) -> bool {
         self.client_secret_hash.is_some()
+    }
+
+    /// Did the operator provision this client (see [`ClientSource::Provisioned`])?
+    pub fn is_provisioned(&self) -> bool {
+        self.source == ClientSource::Provisioned
     }
 
     pub fn allows_grant(&self, grant_type: &str) -> bool {
