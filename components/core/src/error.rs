@@ -28,6 +28,8 @@ pub enum ErrorCode {
     /// RFC 6750 §3.1
     InvalidToken,
     InsufficientScope,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none`, and we keep no sign-in sessions
+    LoginRequired,
     /// RFC 8628 §3.5
     AuthorizationPending,
     SlowDown,
@@ -60,6 +62,7 @@ impl ErrorCode {
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::LoginRequired => "login_required",
             ErrorCode::AuthorizationPending => "authorization_pending",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ExpiredToken => "expired_token",

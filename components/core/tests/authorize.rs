@@ -6,6 +6,7 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use authz_support::*;
 use mcp_auth_core::audit::AuditKind;
+use mcp_auth_core::client::ClientSource;
 use mcp_auth_core::grants::{self, DeviceGrant, DeviceStatus};
 use mcp_auth_core::records;
 use mcp_auth_core::testing::Harness;
@@ -77,11 +78,12 @@ fn valid_request_goes_to_the_login_page_and_ends_with_a_code() {
 #[test]
 fn loopback_redirects_may_use_any_port_https_may_not() {
     let h = harness(&[]);
-    register(
+    register_as(
         &h,
         "native",
         "CLI",
         &["http://127.0.0.1/cb", "https://app.example/cb"],
+        ClientSource::Provisioned,
     );
     let res = authorize(
         &h,

@@ -555,16 +555,15 @@ fn browser_endpoints_refuse_hostile_queries_and_forms_with_pages() {
             w.refused(q, Request::new(Method::Get, &format!("{path}?{q}")));
         }
     }
-    // A repeated parameter from a client whose redirect URI is unambiguous goes back to it
-    // as an error (RFC 6749 §4.1.2.1), still storing nothing.
+    // A repeated parameter from a client whose redirect URI is unambiguous, but that no user
+    // has approved, is a page too (RFC 9700 §4.11.2), still storing nothing.
     let before = w.h.store.state();
     let res = w.h.call(Request::new(
         Method::Get,
         "/authorize?client_id=c1&state=a&state=b",
     ));
-    assert_eq!(res.status, 302);
-    let location = res.header("location").unwrap();
-    assert!(location.starts_with(REDIRECT) && location.contains("error=invalid_request"));
+    assert_eq!(res.status, 400);
+    assert!(res.header("location").is_none());
     assert_eq!(w.h.store.state(), before);
     // Forms without the CSRF pair, with a forged one, or with hostile values.
     for path in ["/login", "/consent", "/device"] {

@@ -2,7 +2,7 @@
 //! (RFC 6749 §4.1.2) or a device grant decided (RFC 8628 §3.3).
 
 use super::pending::{Flow, Pending, Stage};
-use super::{bad_request, csrf, either, method_not_allowed, redirect, unavailable};
+use super::{approval, bad_request, csrf, either, method_not_allowed, redirect, unavailable};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::client;
 use crate::env::Env;
@@ -39,7 +39,8 @@ pub fn signed_in(env: &Env, mut pending: Pending, sub: String) -> Response {
     }
     env.audit(event(AuditKind::SignIn));
     let auth_time = env.now();
-    if !env.settings.consent && matches!(pending.record.flow, Flow::Code(_)) {
+    // A device is always asked about (RFC 8628 §5.4); a code only when it may not be skipped.
+    if matches!(&pending.record.flow, Flow::Code(request) if request.skip_consent) {
         return finish(env, &pending, &sub, auth_time, Decision::Approve);
     }
     if let Err(err) = pending.advance(env, Stage::AwaitingConsent { sub, auth_time }) {
@@ -82,6 +83,9 @@ fn decide(env: &Env, req: &Request) -> Result<Response, Response> {
     };
     if !pending.claim_decision(env).map_err(unavailable)? {
         return Err(bad_request("This request has already been decided."));
+    }
+    if let (Decision::Approve, Flow::Code(request)) = (decision, &pending.record.flow) {
+        approval::record(env, &request.client_id);
     }
     Ok(finish(env, &pending, sub, *auth_time, decision))
 }

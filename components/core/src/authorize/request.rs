@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::pending::{self, Flow};
-use super::{method_not_allowed, redirect};
+use super::{approval, method_not_allowed, redirect, unavailable};
 use crate::client::Client;
 use crate::env::Env;
 use crate::error::{ErrorCode, OAuthError};
@@ -28,6 +28,12 @@ pub fn authorize(env: &Env, req: &Request) -> Response {
 /// A validated authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, RFC 8707 §2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
+    /// Whether the consent page may be skipped: only with `consent = false`, only for a
+    /// client the operator provisioned, and never when the client sent `prompt=consent`.
+    /// Dynamically registered and metadata-document clients always get the page (MCP
+    /// security best practices: consent per dynamically registered client).
+    #[serde(default)]
+    pub skip_consent: bool,
     pub client_id: String,
     /// Where the user goes back to: the URI sent, or the client's only registered one.
     pub redirect_uri: String,
@@ -52,8 +58,9 @@ fn validate(env: &Env, req: &Request) -> Result<AuthorizationRequest, Response> 
     let (client, redirect_uri) = redirect::resolve(env, params.get("client_id"), sent_redirect)?;
     let state = params.get("state");
     let checked = check(&env.settings, &params, &client)
-        .map_err(|err| redirect::error_to_client(env, &redirect_uri, state, &err))?;
+        .map_err(|err| refuse(env, &client, &redirect_uri, state, &err))?;
     Ok(AuthorizationRequest {
+        skip_consent: !env.settings.consent && client.is_provisioned() && !checked.prompt_consent,
         client_id: client.client_id,
         redirect_uri_sent: sent_redirect.is_some(),
         redirect_uri,
@@ -64,11 +71,38 @@ fn validate(env: &Env, req: &Request) -> Result<AuthorizationRequest, Response> 
     })
 }
 
+/// An error in a request whose client and redirect URI check out: sent back to the client
+/// (RFC 6749 §4.1.2.1) when it is trusted with redirects, else shown on a page, so that a
+/// client nobody approved cannot use us as an open redirector (see [`approval`]).
+fn refuse(
+    env: &Env,
+    client: &Client,
+    redirect_uri: &str,
+    state: Option<&str>,
+    err: &OAuthError,
+) -> Response {
+    match approval::trusts_redirects(env, client) {
+        Ok(true) => redirect::error_to_client(env, redirect_uri, state, err),
+        Ok(false) => pages::error_page(
+            400,
+            "Invalid request",
+            &format!(
+                "{} ({}). No one has approved this application here yet, so you are not sent back to it.",
+                err.description,
+                err.code.as_str()
+            ),
+        ),
+        Err(err) => unavailable(err),
+    }
+}
+
 /// What the checks after the redirect URI produce.
 struct Checked {
     code_challenge: String,
     resource: String,
     scope: String,
+    /// `prompt=consent`: ask even where consent could be skipped.
+    prompt_consent: bool,
 }
 
 /// The checks whose failures are sent back to the client, in the order of RFC 6749 §4.1.1,
@@ -89,6 +123,17 @@ fn check(settings: &Settings, params: &Params, client: &Client) -> Result<Checke
             "this client may not use the authorization_code grant",
         ));
     }
+    // OAuth 2.0 Multiple Response Type Encoding Practices §2.1: only `query` (what metadata
+    // advertises); a fragment or form post is not what the client will read.
+    if params
+        .get("response_mode")
+        .is_some_and(|mode| mode != "query")
+    {
+        return Err(OAuthError::invalid_request(
+            "response_mode must be query (or absent)",
+        ));
+    }
+    let prompt_consent = prompt(params)?;
     // OAuth 2.1 §4.1.1: PKCE is required, and only S256 (plain is refused, as is absence,
     // which RFC 7636 §4.3 would read as plain).
     let code_challenge = params.require("code_challenge")?;
@@ -121,7 +166,33 @@ fn check(settings: &Settings, params: &Params, client: &Client) -> Result<Checke
         code_challenge: code_challenge.to_string(),
         resource,
         scope: scope::join(&scopes),
+        prompt_consent,
     })
+}
+
+/// `prompt` (OpenID Connect Core §3.1.2.1), which OAuth clients send too: whether consent
+/// must be asked for. We keep no sign-in sessions, so every authorization signs the user in:
+/// `prompt=none` can never be satisfied and is `login_required` (§3.1.2.6), and `login` is
+/// what happens anyway. Unknown values are ignored.
+fn prompt(params: &Params) -> Result<bool, OAuthError> {
+    let values: Vec<&str> = params
+        .get("prompt")
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|v| !v.is_empty())
+        .collect();
+    if values.contains(&"none") {
+        if values.len() > 1 {
+            return Err(OAuthError::invalid_request(
+                "prompt=none cannot be combined with other values",
+            ));
+        }
+        return Err(OAuthError::new(
+            ErrorCode::LoginRequired,
+            "the user must sign in: this server keeps no sign-in sessions",
+        ));
+    }
+    Ok(values.contains(&"consent"))
 }
 
 /// A repeated parameter (RFC 6749 §3.1). The client can only be told when its `client_id`
@@ -145,7 +216,7 @@ fn repeated_parameter(env: &Env, req: &Request, err: &OAuthError) -> Response {
         return pages::error_page(400, "Invalid request", &err.description);
     };
     match redirect::resolve(env, client_id, redirect_uri) {
-        Ok((_, uri)) => redirect::error_to_client(env, &uri, single("state").ok().flatten(), err),
+        Ok((client, uri)) => refuse(env, &client, &uri, single("state").ok().flatten(), err),
         Err(page) => page,
     }
 }

@@ -170,8 +170,10 @@ fn form(
     );
     let mut page = pages::page(status, "Sign in", &body);
     // Without consent, signing in sends the user straight to the client.
-    if let (false, Flow::Code(request)) = (env.settings.consent, &pending.record.flow) {
-        page = page.with_form_redirect_to(&request.redirect_uri);
+    if let Flow::Code(request) = &pending.record.flow {
+        if request.skip_consent {
+            page = page.with_form_redirect_to(&request.redirect_uri);
+        }
     }
     csrf::with_cookie(page, &env.settings, &pending.record.csrf)
 }

@@ -18,22 +18,42 @@ pub const RESOURCE: &str = "https://mcp.example.com/mcp";
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 pub const ISSUER: &str = "http://127.0.0.1:3000";
 
-/// A harness with one configured resource, consent off, and `extra` settings.
+/// A harness with one configured resource, consent off, and `extra` settings. Its client
+/// [`CLIENT`] is operator-provisioned, so that consent off lets sign-ins go straight to the
+/// client and errors are redirected to it: the tests of every other step need no consent
+/// page. The rules for dynamically registered clients are tested with [`register`]ed ones.
 pub fn harness(extra: &[(&str, &str)]) -> Harness {
     let mut config = MapConfig::from([("mcp_server", RESOURCE), ("consent", "false")]);
     for (k, v) in extra {
         config.set(k, v);
     }
     let h = Harness::with_config(config);
-    register(&h, CLIENT, "Test Client", &[REDIRECT]);
+    register_as(
+        &h,
+        CLIENT,
+        "Test Client",
+        &[REDIRECT],
+        ClientSource::Provisioned,
+    );
     h
 }
 
-/// Put a public client straight into the store.
+/// Put a dynamically registered public client straight into the store.
 pub fn register(h: &Harness, id: &str, name: &str, redirect_uris: &[&str]) {
+    register_as(h, id, name, redirect_uris, ClientSource::Registered);
+}
+
+/// Put a public client from `source` straight into the store.
+pub fn register_as(
+    h: &Harness,
+    id: &str,
+    name: &str,
+    redirect_uris: &[&str],
+    source: ClientSource,
+) {
     let client = Client {
         client_id: id.into(),
-        source: ClientSource::Registered,
+        source,
         client_id_issued_at: 0,
         client_secret_hash: None,
         client_secret_expires_at: 0,
