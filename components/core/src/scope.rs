@@ -1,4 +1,9 @@
 //! Scopes (RFC 6749 §3.3): what a client asks for, what it may have, what it gets.
+//!
+//! One rule for scopes outside `scopes_supported`, wherever they appear: they are refused,
+//! never silently dropped (RFC 6749 §3.3 would allow ignoring them, but a client must not
+//! believe it holds a scope it was not given): `invalid_scope` at `/authorize`, `/token` and
+//! `/device/code`, `invalid_client_metadata` at registration and in metadata documents.
 
 use crate::error::{ErrorCode, OAuthError};
 use crate::settings::Settings;
