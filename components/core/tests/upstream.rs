@@ -272,13 +272,13 @@ fn github_sign_in() {
         )),
         "https://api.github.com/user" => Ok(FakeUpstream::json(
             200,
-            json!({"login": "octocat", "id": 1}),
+            json!({"login": "octocat", "id": 583231}),
         )),
         other => Err(UpstreamError(format!("unexpected {other}"))),
     });
     let back = callback(&h, &format!("code=gh&state={}", q["state"]));
-    // GitHub logins ignore case on the allow-list.
-    assert_eq!(code_record(&h, location(&back)).sub, "octocat");
+    // GitHub logins ignore case on the allow-list; the user is their numeric id.
+    assert_eq!(code_record(&h, location(&back)).sub, "583231");
     let requests = sent(&h);
     let token = &requests[0];
     assert!(token
@@ -458,4 +458,43 @@ fn missing_client_secret_fails_only_the_sign_in() {
     );
     assert_eq!(h.store.keys(), before);
     assert!(sent(&h).is_empty());
+}
+
+/// Signs in at the fake GitHub as `user` (its `/user` answer); the response of our callback.
+fn github_sign_in_as(h: &Harness, user: serde_json::Value) -> Response {
+    let q = query_of(location(&authorize(h, &[])));
+    h.upstream.answer(move |r| match r.url.as_str() {
+        "https://github.com/login/oauth/access_token" => Ok(FakeUpstream::json(
+            200,
+            json!({"access_token": "gho_x", "token_type": "bearer"}),
+        )),
+        "https://api.github.com/user" => Ok(FakeUpstream::json(200, user.clone())),
+        other => Err(UpstreamError(format!("unexpected {other}"))),
+    });
+    callback(h, &format!("code=gh&state={}", q["state"]))
+}
+
+#[test]
+fn github_users_are_their_numeric_id_so_a_reused_login_is_someone_else() {
+    let github = [
+        ("upstream_provider", "github"),
+        ("github_client_id", "gh-client"),
+        ("github_client_secret", "gh-secret"),
+    ];
+    let h = harness(&github);
+    let first = github_sign_in_as(&h, json!({"login": "octocat", "id": 1}));
+    // The login was renamed, then registered by someone else.
+    let second = github_sign_in_as(&h, json!({"login": "octocat", "id": 2}));
+    assert_eq!(code_record(&h, location(&first)).sub, "1");
+    assert_eq!(code_record(&h, location(&second)).sub, "2");
+
+    // An allow-list of ids admits the first user only, whatever their login is now.
+    let mut allow = github.to_vec();
+    allow.push(("allowed_github_users", "1"));
+    let h = harness(&allow);
+    let renamed = github_sign_in_as(&h, json!({"login": "monalisa", "id": 1}));
+    assert_eq!(code_record(&h, location(&renamed)).sub, "1");
+    let impostor = github_sign_in_as(&h, json!({"login": "octocat", "id": 2}));
+    assert_eq!(impostor.status, 403);
+    assert!(body(&impostor).contains("octocat"), "{}", body(&impostor));
 }

@@ -47,7 +47,7 @@ fn complete(env: &Env, req: &Request) -> Result<Response, Response> {
         &record.upstream_verifier,
         record.nonce.as_deref(),
     ) {
-        Ok(sub) => Ok(signed_in(env, pending, sub)),
+        Ok(identity) => Ok(signed_in(env, pending, identity)),
         Err(failure) => {
             pending.discard(env);
             Err(failure.page())

@@ -11,13 +11,14 @@ use crate::grants::{self, AuthorizationCode, DeviceGrant, DeviceStatus};
 use crate::http::{Method, Request, Response};
 use crate::pages::{self, escape};
 use crate::records;
-use crate::upstream;
+use crate::upstream::{self, Identity};
 
 /// Continue a sign-in now that the user is known as `sub` (after the upstream callback or
 /// the local login, which have claimed the sign-in): refuse users not on the allow-list,
 /// then ask for consent (always for a device, RFC 8628 §5.4) or issue the code.
-pub fn signed_in(env: &Env, mut pending: Pending, sub: String) -> Response {
+pub fn signed_in(env: &Env, mut pending: Pending, user: Identity) -> Response {
     let client_id = pending.record.flow.client_id().to_string();
+    let sub = user.sub.clone();
     let event = |kind| {
         AuditEvent::new(kind, env.now())
             .client(&client_id)
@@ -26,14 +27,17 @@ pub fn signed_in(env: &Env, mut pending: Pending, sub: String) -> Response {
     if let Some(allowed) = &env.settings.allowed_users {
         if !allowed
             .iter()
-            .any(|user| upstream::same_user(&env.settings.provider, user, &sub))
+            .any(|entry| upstream::same_user(&env.settings.provider, entry, &user))
         {
             pending.discard(env);
             env.audit(event(AuditKind::SignInRefused).reason("not in allowed_users"));
             return pages::error_page(
                 403,
                 "Access refused",
-                &format!("The account `{sub}` may not use this server."),
+                &format!(
+                    "The account `{}` may not use this server.",
+                    user.username.as_deref().unwrap_or(&sub)
+                ),
             );
         }
     }

@@ -1,8 +1,10 @@
-//! GitHub (OAuth apps) as the upstream provider; the user is their `login` from `GET /user`.
+//! GitHub (OAuth apps) as the upstream provider. The user is their numeric `id` from
+//! `GET /user`: logins are renamed, and a freed login is taken by someone else. The `login`
+//! comes along as the user name to show.
 
 use serde_json::Value;
 
-use super::UpstreamFailure;
+use super::{Identity, UpstreamFailure};
 use crate::http::OutgoingRequest;
 
 /// Enough to read the user's login.
@@ -24,11 +26,18 @@ pub fn identity_request(api_url: &str, access_token: &str) -> OutgoingRequest {
         .with_header("user-agent", "mcp-auth")
 }
 
-pub fn parse_identity(body: &Value) -> Result<String, UpstreamFailure> {
-    body.get("login")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| UpstreamFailure::Malformed("GitHub's /user answer has no login".into()))
+pub fn parse_identity(body: &Value) -> Result<Identity, UpstreamFailure> {
+    let id = body
+        .get("id")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| UpstreamFailure::Malformed("GitHub's /user answer has no id".into()))?;
+    Ok(Identity {
+        sub: id.to_string(),
+        username: body
+            .get("login")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
 }
 
 #[cfg(test)]
@@ -37,12 +46,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn the_login_is_the_user() {
+    fn the_numeric_id_is_the_user_and_the_login_its_name() {
         assert_eq!(
-            parse_identity(&json!({"login": "octocat", "id": 1})).unwrap(),
-            "octocat"
+            parse_identity(&json!({"login": "octocat", "id": 583231})).unwrap(),
+            Identity {
+                sub: "583231".into(),
+                username: Some("octocat".into())
+            }
         );
-        assert!(parse_identity(&json!({"id": 1})).is_err());
+        assert!(parse_identity(&json!({"login": "octocat"})).is_err());
+        assert!(parse_identity(&json!({"login": "octocat", "id": "583231"})).is_err());
     }
 
     #[test]

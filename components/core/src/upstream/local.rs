@@ -12,6 +12,7 @@ use crate::http::{Method, Request, Response};
 use crate::pages::{self, escape};
 use crate::secret::constant_time_eq;
 use crate::settings::{Provider, Settings};
+use crate::upstream::Identity;
 
 /// Password tries per sign-in; after the last wrong one the sign-in is dead.
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -113,7 +114,7 @@ fn submit(env: &Env, req: &Request) -> Result<Response, Response> {
         if !pending.claim_sign_in(env).map_err(unavailable)? {
             return Err(bad_request("This sign-in has already been completed."));
         }
-        return Ok(signed_in(env, pending, username.to_string()));
+        return Ok(signed_in(env, pending, Identity::named(username)));
     }
     if attempts == MAX_ATTEMPTS {
         pending.discard(env);

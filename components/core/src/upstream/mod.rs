@@ -30,6 +30,28 @@ pub struct SignIn<'a> {
     pub nonce: Option<&'a str>,
 }
 
+/// Who signed in, as the provider tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The stable identifier our grants carry as `sub`: TaskManager's `user_id`, GitHub's
+    /// numeric `id`, an OIDC `sub`, a local user name.
+    pub sub: String,
+    /// The name people know the user by, when it is not the `sub`: GitHub's `login`. For
+    /// display only (the `preferred_username` claim, `username` at introspection): GitHub
+    /// logins are renamed and then reused by someone else, so they never identify anyone.
+    pub username: Option<String>,
+}
+
+impl Identity {
+    /// A user whose name is their identifier (the local login, TaskManager, OIDC).
+    pub fn named(sub: impl Into<String>) -> Identity {
+        Identity {
+            sub: sub.into(),
+            username: None,
+        }
+    }
+}
+
 /// Why signing in with the provider failed. Users see it as a 502 page (500 when the
 /// failure is our own configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,12 +111,18 @@ pub fn callback_uri(settings: &Settings) -> String {
     settings.endpoint("/oauth/callback")
 }
 
-/// Are `a` and `b` the same user of `provider`? GitHub logins ignore case; other providers'
-/// identifiers are compared exactly (OIDC Core §2: `sub` is case sensitive).
-pub fn same_user(provider: &Provider, a: &str, b: &str) -> bool {
+/// Does the `allowed_users` entry `entry` name `user`? Identifiers are compared exactly (OIDC
+/// Core §2: `sub` is case sensitive). For GitHub an entry of digits is the numeric `id`,
+/// which never changes hands; any other entry is a login, compared ignoring case with the
+/// login the user has at sign-in (a login that was renamed and taken by someone else then
+/// names the new owner: list ids to rule that out).
+pub fn same_user(provider: &Provider, entry: &str, user: &Identity) -> bool {
     match provider {
-        Provider::GitHub { .. } => a.eq_ignore_ascii_case(b),
-        _ => a == b,
+        Provider::GitHub { .. } if !entry.bytes().all(|b| b.is_ascii_digit()) => user
+            .username
+            .as_deref()
+            .is_some_and(|login| login.eq_ignore_ascii_case(entry)),
+        _ => entry == user.sub,
     }
 }
 
@@ -147,14 +175,13 @@ pub fn login_url(env: &Env, sign_in: &SignIn) -> Result<String, UpstreamFailure>
         .ok_or_else(|| UpstreamFailure::Malformed(format!("`{endpoint}` is not a URL")))
 }
 
-/// Exchange the provider's `code` (with our PKCE `verifier`) and learn who signed in: the
-/// `sub` of the grants we issue.
+/// Exchange the provider's `code` (with our PKCE `verifier`) and learn who signed in.
 pub fn identify(
     env: &Env,
     code: &str,
     verifier: &str,
     nonce: Option<&str>,
-) -> Result<String, UpstreamFailure> {
+) -> Result<Identity, UpstreamFailure> {
     let client_secret = client_secret(&env.settings.provider)?;
     let exchange = |endpoint: String, client_id: &str| {
         // RFC 6749 §4.1.3, client_secret_post (§2.3.1): every provider accepts it.
@@ -171,7 +198,7 @@ pub fn identify(
         );
         parse_token(&send_json(env, &request)?)
     };
-    let sub = match &env.settings.provider {
+    let identity = match &env.settings.provider {
         Provider::Local => Err(UpstreamFailure::Rejected(
             "no upstream provider is configured".into(),
         )),
@@ -182,7 +209,7 @@ pub fn identify(
         } => {
             let token = exchange(taskmanager::token_endpoint(base_url), client_id)?;
             let request = taskmanager::identity_request(base_url, &token.access_token);
-            taskmanager::parse_identity(&send_json(env, &request)?)
+            taskmanager::parse_identity(&send_json(env, &request)?).map(Identity::named)
         }
         Provider::GitHub {
             web_url,
@@ -197,10 +224,10 @@ pub fn identify(
         Provider::Oidc { client_id, .. } => {
             let discovery = oidc::discovery(env)?;
             let token = exchange(discovery.token_endpoint.clone(), client_id)?;
-            oidc::identify(env, &discovery, client_id, &token, nonce)
+            oidc::identify(env, &discovery, client_id, &token, nonce).map(Identity::named)
         }
     }?;
-    subject(sub)
+    usable(identity)
 }
 
 /// The part of an RFC 6749 §5.1 token response we use.
@@ -268,13 +295,19 @@ pub fn error_message(body: &Value) -> Option<String> {
 }
 
 /// A user identifier we can put in a grant: present, short, printable.
-fn subject(sub: String) -> Result<String, UpstreamFailure> {
-    if sub.is_empty() || sub.len() > 255 || sub.chars().any(char::is_control) {
+/// An identity we can carry in tokens and show: the `sub` must be usable, a user name that
+/// is not is dropped (it is only for display).
+fn usable(identity: Identity) -> Result<Identity, UpstreamFailure> {
+    let fit = |s: &str| !s.is_empty() && s.len() <= 255 && !s.chars().any(char::is_control);
+    if !fit(&identity.sub) {
         return Err(UpstreamFailure::Malformed(
             "the user identifier is empty or unusable".into(),
         ));
     }
-    Ok(sub)
+    Ok(Identity {
+        username: identity.username.filter(|name| fit(name)),
+        ..identity
+    })
 }
 
 /// A JSON string, or a number written as one (TaskManager's `user_id` is either).
@@ -345,9 +378,42 @@ mod tests {
 
     #[test]
     fn subjects_must_be_usable() {
-        assert!(subject(String::new()).is_err());
-        assert!(subject("a\nb".into()).is_err());
-        assert!(subject("x".repeat(256)).is_err());
-        assert_eq!(subject("alice".into()).unwrap(), "alice");
+        assert!(usable(Identity::named("")).is_err());
+        assert!(usable(Identity::named("a\nb")).is_err());
+        assert!(usable(Identity::named("x".repeat(256))).is_err());
+        assert_eq!(usable(Identity::named("alice")).unwrap().sub, "alice");
+        let odd_name = Identity {
+            sub: "1".into(),
+            username: Some("a\u{7}b".into()),
+        };
+        assert_eq!(usable(odd_name).unwrap().username, None);
+    }
+
+    #[test]
+    fn github_allow_list_entries_are_ids_or_logins() {
+        let config = crate::testing::MapConfig::from([
+            ("upstream_provider", "github"),
+            ("github_client_id", "gh"),
+        ]);
+        let github = Settings::from_config(&config).unwrap().provider;
+        let octocat = Identity {
+            sub: "583231".into(),
+            username: Some("octocat".into()),
+        };
+        assert!(same_user(&github, "583231", &octocat));
+        assert!(same_user(&github, "OctoCat", &octocat));
+        assert!(!same_user(&github, "583232", &octocat));
+        assert!(!same_user(&github, "octodog", &octocat));
+        // Another provider's identifiers are compared exactly, whatever they look like.
+        assert!(same_user(
+            &Provider::Local,
+            "alice",
+            &Identity::named("alice")
+        ));
+        assert!(!same_user(
+            &Provider::Local,
+            "Alice",
+            &Identity::named("alice")
+        ));
     }
 }
