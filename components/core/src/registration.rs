@@ -144,7 +144,7 @@ pub fn validate_metadata(
     };
     let grant_types = match request.grant_types {
         None => defaults.grant_types.iter().map(|g| g.to_string()).collect(),
-        Some(list) => grant_types(list, token_endpoint_auth_method)?,
+        Some(list) => grant_types(list)?,
     };
     let uses_code = grant_types.iter().any(|g| g == AUTHORIZATION_CODE);
     let response_types = response_types(request.response_types, uses_code)?;
@@ -319,7 +319,13 @@ fn update_client(
             ));
         }
     }
-    let metadata = validate_metadata(env, request, MetadataDefaults::REGISTRATION)?;
+    // RFC 7592 §2.2 lets omitted fields take defaults; the authentication method keeps its
+    // current value instead, as it cannot switch between public and confidential anyway.
+    let defaults = MetadataDefaults {
+        token_endpoint_auth_method: client.metadata.token_endpoint_auth_method,
+        ..MetadataDefaults::REGISTRATION
+    };
+    let metadata = validate_metadata(env, request, defaults)?;
     // A secret can neither be minted nor withdrawn here: the client would lose or lack it.
     if (metadata.token_endpoint_auth_method == AuthMethod::None) == client.is_confidential() {
         return Err(invalid_metadata(
@@ -433,18 +439,17 @@ fn json_body(req: &Request) -> Result<MetadataRequest, OAuthError> {
 // ---------------------------------------------------------------------------------------
 // Field rules
 
-/// RFC 7591 §2: the grant types we serve; `client_credentials` needs a secret.
-fn grant_types(list: Vec<String>, auth: AuthMethod) -> Result<Vec<String>, OAuthError> {
+/// RFC 7591 §2: the grant types we serve to registered clients. Not `client_credentials`:
+/// it issues tokens with no user behind them, so anyone able to register would get past
+/// `allowed_users`; only the operator's `machine_clients` have it.
+fn grant_types(list: Vec<String>) -> Result<Vec<String>, OAuthError> {
     let mut out: Vec<String> = Vec::new();
     for grant in list {
         match grant.as_str() {
             AUTHORIZATION_CODE | REFRESH_TOKEN | DEVICE_CODE => {}
-            CLIENT_CREDENTIALS if auth != AuthMethod::None => {}
-            CLIENT_CREDENTIALS => {
-                return Err(invalid_metadata(
-                    "client_credentials requires a confidential client",
-                ))
-            }
+            CLIENT_CREDENTIALS => return Err(invalid_metadata(
+                "client_credentials is only for clients the operator provisions (machine_clients)",
+            )),
             other => {
                 return Err(invalid_metadata(format!(
                     "grant type `{}` is not supported",

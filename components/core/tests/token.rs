@@ -371,49 +371,167 @@ fn refresh_may_narrow_the_scope_and_is_bound_to_its_client_and_resource() {
     assert_eq!(next["scope"], "mcp:read mcp:write");
 }
 
+/// The operator's machine clients (`machine_clients`): `svc` may get `mcp:read` only, `bot`
+/// the default scopes.
+const MACHINES: (&str, &str) = ("machine_clients", "svc:svc-secret mcp:read, bot:bot-secret");
+
+fn client_credentials(h: &Harness, auth: &str, extra: &[(&str, &str)]) -> mcp_auth_core::Response {
+    let mut pairs = vec![("grant_type", "client_credentials")];
+    pairs.extend_from_slice(extra);
+    h.call(Request::form("/token", &pairs).with_header("authorization", auth))
+}
+
 #[test]
-fn client_credentials_is_for_confidential_clients_that_registered_it() {
-    let h = harness();
-    add_client(&h, "svc", Some("s3cret"), &["client_credentials"]);
-    add_client(&h, "web", Some("s3cret"), &["authorization_code"]);
-    add_client(&h, "cli", None, &["client_credentials"]);
-    let cc = |auth: String| {
-        h.call(
-            Request::form(
-                "/token",
-                &[("grant_type", "client_credentials"), ("scope", "mcp:read")],
-            )
-            .with_header("authorization", &auth),
-        )
-    };
-    let body = ok_json(&cc(basic("svc", "s3cret")));
+fn client_credentials_is_only_for_the_operators_machine_clients() {
+    let h = harness_with(&[MACHINES]);
+    let body = ok_json(&client_credentials(&h, &basic("svc", "svc-secret"), &[]));
     assert!(body.get("refresh_token").is_none());
     let seen = introspect(&h, body["access_token"].as_str().unwrap());
     assert_eq!(seen["sub"], "svc");
+    assert_eq!(seen["client_id"], "svc");
     assert_eq!(seen["aud"], RESOURCE);
     assert_eq!(seen["scope"], "mcp:read");
+    let asked_too_much =
+        client_credentials(&h, &basic("svc", "svc-secret"), &[("scope", "mcp:write")]);
+    assert_eq!(error_of(&asked_too_much), "invalid_scope");
+    let bot = ok_json(&client_credentials(&h, &basic("bot", "bot-secret"), &[]));
+    assert_eq!(bot["scope"], "mcp:read mcp:write");
+    let wrong = client_credentials(&h, &basic("svc", "bot-secret"), &[]);
+    assert_eq!(error_of(&wrong), "invalid_client");
 
-    assert_eq!(error_of(&cc(basic("web", "s3cret"))), "unauthorized_client");
+    // A registered client stored with the grant (registered before the upgrade) gets nothing,
+    // and neither does one whose id is a machine client's: the machine client answers.
+    add_client(&h, "old", Some("s3cret"), &["client_credentials"]);
+    add_client(&h, "bot", Some("s3cret"), &["client_credentials"]);
+    let before = h.store.state();
+    assert_eq!(
+        error_of(&client_credentials(&h, &basic("old", "s3cret"), &[])),
+        "unauthorized_client"
+    );
+    assert_eq!(
+        error_of(&client_credentials(&h, &basic("bot", "s3cret"), &[])),
+        "invalid_client"
+    );
+    assert_eq!(h.store.state(), before);
+    // Nor can a client registered now get it (see `registration.rs`), nor a public one.
+    public_client(&h, "cli");
     let public = token(&h, "cli", &[("grant_type", "client_credentials")]);
     assert_eq!(error_of(&public), "unauthorized_client");
 }
 
 #[test]
 fn client_credentials_needs_a_resource_when_several_are_served() {
-    let h = harness_with(&[(
-        "mcp_server",
-        "https://a.example.com/mcp https://b.example.com/mcp",
-    )]);
-    add_client(&h, "svc", Some("s3cret"), &["client_credentials"]);
-    let call = |extra: &[(&str, &str)]| {
-        let mut p = vec![("grant_type", "client_credentials")];
-        p.extend_from_slice(extra);
-        h.call(Request::form("/token", &p).with_header("authorization", &basic("svc", "s3cret")))
-    };
-    assert_eq!(error_of(&call(&[])), "invalid_target");
-    let body = ok_json(&call(&[("resource", "https://b.example.com/mcp/")]));
+    let h = harness_with(&[
+        (
+            "mcp_server",
+            "https://a.example.com/mcp https://b.example.com/mcp",
+        ),
+        MACHINES,
+    ]);
+    let auth = basic("svc", "svc-secret");
+    assert_eq!(
+        error_of(&client_credentials(&h, &auth, &[])),
+        "invalid_target"
+    );
+    let body = ok_json(&client_credentials(
+        &h,
+        &auth,
+        &[("resource", "https://b.example.com/mcp/")],
+    ));
     assert_eq!(
         introspect(&h, body["access_token"].as_str().unwrap())["aud"],
         "https://b.example.com/mcp"
     );
+}
+
+/// RFC 6749 §5.2: every 401 `invalid_client` says how to authenticate, whatever the method.
+#[test]
+fn every_invalid_client_401_carries_www_authenticate() {
+    let h = harness();
+    add_client(&h, "conf", Some("s3cret"), &["authorization_code"]);
+    public_client(&h, "pub");
+    let failures = [
+        token(
+            &h,
+            "nobody",
+            &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+        ),
+        token(
+            &h,
+            "conf",
+            &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+        ),
+        h.call(Request::form(
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "conf"),
+                ("client_secret", "no"),
+            ],
+        )),
+        h.call(Request::form("/revoke", &[("token", "x")])),
+        h.call(Request::form(
+            "/introspect",
+            &[("token", "x"), ("client_id", "pub")],
+        )),
+        h.call(
+            Request::form("/token", &[("grant_type", "refresh_token")])
+                .with_header("authorization", &basic("conf", "no")),
+        ),
+    ];
+    for res in failures {
+        assert_eq!(error_of(&res), "invalid_client");
+        assert_eq!(res.status, 401);
+        assert_eq!(
+            res.header("www-authenticate"),
+            Some("Basic realm=\"mcp-auth\"")
+        );
+    }
+}
+
+/// Several clients send a public client's id as Basic with an empty password.
+#[test]
+fn a_public_client_may_send_basic_with_an_empty_password() {
+    let h = harness();
+    public_client(&h, "c1");
+    let res = h.call(
+        redeem_request("c1", &code_for(&h, "c1")).with_header("authorization", &basic("c1", "")),
+    );
+    ok_json(&res);
+    add_client(&h, "conf", Some("s3cret"), &["authorization_code"]);
+    let res = h.call(
+        Request::form(
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code_for(&h, "conf")),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .with_header("authorization", &basic("conf", "")),
+    );
+    assert_eq!(error_of(&res), "invalid_client");
+}
+
+/// RFC 8707 §2: one token, one audience; several `resource` parameters are `invalid_target`.
+#[test]
+fn several_resources_at_the_token_endpoint_are_invalid_target() {
+    let h = harness();
+    public_client(&h, "c1");
+    let code = code_for(&h, "c1");
+    let before = h.store.state();
+    let res = h.call(Request::form(
+        "/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "c1"),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+            ("resource", RESOURCE),
+            ("resource", "https://mcp.example.com/other"),
+        ],
+    ));
+    assert_eq!(error_of(&res), "invalid_target");
+    assert_eq!(res.status, 400);
+    assert_eq!(h.store.state(), before);
 }
