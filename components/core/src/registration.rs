@@ -14,7 +14,8 @@
 //! are not private-use are refused instead. PKCE (always required) protects such redirects.
 //!
 //! Stored state: the client under [`client::key`] (`client/<client_id>`), its secret and
-//! registration access token only as SHA-256 hashes.
+//! registration access token only as SHA-256 hashes; once deleted, its tombstone (see
+//! [`tokens::retire_client`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -30,6 +31,7 @@ use crate::records;
 use crate::resource::is_loopback_host;
 use crate::scope;
 use crate::secret::{self, Secret};
+use crate::tokens;
 
 /// Longest string we keep in any metadata field.
 pub const MAX_FIELD_LEN: usize = 2048;
@@ -344,8 +346,10 @@ fn update_client(
     Ok(information(env, &client, None, token, 200))
 }
 
-/// RFC 7592 §2.3: the client, its secret and its registration token stop working.
+/// RFC 7592 §2.3: the client, its secret and its registration token stop working, and so
+/// do the tokens issued to it (its tombstone, written first, see [`tokens::retire_client`]).
 fn delete_client(env: &Env, req: &Request, client: &Client) -> Result<Response, OAuthError> {
+    tokens::retire_client(env, &client.client_id)?;
     records::delete(env, &client::key(&client.client_id))?;
     env.audit(
         AuditEvent::new(AuditKind::ClientDeleted, env.now())

@@ -610,11 +610,14 @@ fn delete_removes_the_client() {
     assert_eq!(audit[0].event, AuditKind::ClientDeleted);
     assert_eq!(audit[0].client_id.as_deref(), Some(id));
     assert_eq!(h.call(manage(Method::Get, id, Some(token))).status, 401);
+    // What is left: bookkeeping, and the tombstone that retires the client's tokens.
+    let tombstone = mcp_auth_core::tokens::tombstone_key(id);
     assert!(h
         .store
         .keys()
         .iter()
-        .all(|k| k.starts_with("sweep/") || k.starts_with("limit/")));
+        .all(|k| k.starts_with("sweep/") || k.starts_with("limit/") || *k == tombstone));
+    assert!(h.store.keys().contains(&tombstone));
 }
 
 #[test]

@@ -444,6 +444,120 @@ fn client_credentials_needs_a_resource_when_several_are_served() {
     );
 }
 
+/// RFC 7592 §2.3: deleting a client invalidates its tokens at once, everywhere they are read.
+#[test]
+fn deleting_a_client_makes_its_tokens_inactive_at_once() {
+    let h = harness();
+    let info = register_public(&h, serde_json::json!({}));
+    let id = info["client_id"].as_str().unwrap();
+    let tokens = ok_json(&redeem(&h, id, &code_for(&h, id)));
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let other = signed_in(&h, "c2");
+    assert!(is_active(&h, access) && is_active(&h, refresh_token));
+    assert_eq!(verify(&h, access).status, 200);
+
+    assert_eq!(delete_client(&h, &info).status, 204);
+    assert!(!is_active(&h, access));
+    assert!(!is_active(&h, refresh_token));
+    assert_eq!(verify(&h, access).status, 401);
+    assert_ne!(refresh(&h, id, refresh_token).status, 200);
+    // Another client's tokens are untouched.
+    let other_access = other["access_token"].as_str().unwrap();
+    assert!(is_active(&h, other_access));
+    assert_eq!(verify(&h, other_access).status, 200);
+}
+
+/// RFC 7592 `PUT` takes effect at the next refresh: a narrowed scope narrows the token and
+/// every later child.
+#[test]
+fn refresh_after_the_registered_scope_was_narrowed_is_narrowed() {
+    let h = harness();
+    let info = register_public(&h, serde_json::json!({"scope": "mcp:read mcp:write"}));
+    let id = info["client_id"].as_str().unwrap();
+    let first = ok_json(&redeem(&h, id, &code_for(&h, id)));
+    let r0 = first["refresh_token"].as_str().unwrap();
+
+    let narrowed = update_client(&h, &info, serde_json::json!({"scope": "mcp:read"}));
+    assert_eq!(narrowed.status, 200);
+    let second = ok_json(&refresh(&h, id, r0));
+    assert_eq!(second["scope"], "mcp:read");
+    assert_eq!(
+        introspect(&h, second["access_token"].as_str().unwrap())["scope"],
+        "mcp:read"
+    );
+    // Widening the registration again does not widen the child back.
+    let widened = update_client(
+        &h,
+        &info,
+        serde_json::json!({"scope": "mcp:read mcp:write"}),
+    );
+    assert_eq!(widened.status, 200);
+    let r1 = second["refresh_token"].as_str().unwrap();
+    let asked = token(
+        &h,
+        id,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", r1),
+            ("scope", "mcp:write"),
+        ],
+    );
+    assert_eq!(error_of(&asked), "invalid_scope");
+    let third = ok_json(&refresh(&h, id, r1));
+    assert_eq!(third["scope"], "mcp:read");
+    assert_eq!(
+        introspect(&h, third["refresh_token"].as_str().unwrap())["scope"],
+        "mcp:read"
+    );
+}
+
+/// RFC 7592 `PUT` takes effect at the next refresh: without the `refresh_token` grant, no
+/// refresh.
+#[test]
+fn refresh_after_the_refresh_grant_was_removed_is_unauthorized_client() {
+    let h = harness();
+    let info = register_public(&h, serde_json::json!({}));
+    let id = info["client_id"].as_str().unwrap();
+    let first = ok_json(&redeem(&h, id, &code_for(&h, id)));
+    let r0 = first["refresh_token"].as_str().unwrap();
+    let no_refresh = update_client(
+        &h,
+        &info,
+        serde_json::json!({"grant_types": ["authorization_code"]}),
+    );
+    assert_eq!(no_refresh.status, 200);
+    let before = h.store.state();
+    assert_eq!(error_of(&refresh(&h, id, r0)), "unauthorized_client");
+    assert_eq!(h.store.state(), before);
+}
+
+/// RFC 9700 §4.14.2: with no grace period, the rotated token is reuse at once.
+#[test]
+fn a_zero_grace_period_is_strict_rotation() {
+    let h = harness_with(&[("refresh_grace_period", "0")]);
+    let first = signed_in(&h, "c1");
+    let r0 = first["refresh_token"].as_str().unwrap();
+    let second = ok_json(&refresh(&h, "c1", r0));
+    let r1 = second["refresh_token"].as_str().unwrap();
+    // The same second: no retry window at all.
+    let (reuse, audit) = call_audited(
+        &h,
+        Request::form(
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "c1"),
+                ("refresh_token", r0),
+            ],
+        ),
+    );
+    assert_eq!(error_of(&reuse), "invalid_grant");
+    assert_eq!(audit[0].event, AuditKind::RefreshReuse);
+    assert!(!is_active(&h, second["access_token"].as_str().unwrap()));
+    assert_eq!(error_of(&refresh(&h, "c1", r1)), "invalid_grant");
+}
+
 /// RFC 6749 §5.2: every 401 `invalid_client` says how to authenticate, whatever the method.
 #[test]
 fn every_invalid_client_401_carries_www_authenticate() {
