@@ -1,6 +1,6 @@
-//! OAuth clients: the stored record, lookup by `client_id` (registered, or a Client ID
-//! Metadata Document URL), and client authentication at the token-side endpoints
-//! (RFC 6749 §2.3, OAuth 2.1 §2.4).
+//! OAuth clients: the stored record, lookup by `client_id` (an operator's machine client,
+//! registered, or a Client ID Metadata Document URL), and client authentication at the
+//! token-side endpoints (RFC 6749 §2.3, OAuth 2.1 §2.4).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
