@@ -448,9 +448,8 @@ fn client_credentials_needs_a_resource_when_several_are_served() {
 #[test]
 fn deleting_a_client_makes_its_tokens_inactive_at_once() {
     let h = harness();
-    let info = register_public(&h, serde_json::json!({}));
+    let (info, tokens) = registered_and_signed_in(&h, serde_json::json!({}));
     let id = info["client_id"].as_str().unwrap();
-    let tokens = ok_json(&redeem(&h, id, &code_for(&h, id)));
     let access = tokens["access_token"].as_str().unwrap();
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
     let other = signed_in(&h, "c2");
@@ -473,9 +472,9 @@ fn deleting_a_client_makes_its_tokens_inactive_at_once() {
 #[test]
 fn refresh_after_the_registered_scope_was_narrowed_is_narrowed() {
     let h = harness();
-    let info = register_public(&h, serde_json::json!({"scope": "mcp:read mcp:write"}));
+    let (info, first) =
+        registered_and_signed_in(&h, serde_json::json!({"scope": "mcp:read mcp:write"}));
     let id = info["client_id"].as_str().unwrap();
-    let first = ok_json(&redeem(&h, id, &code_for(&h, id)));
     let r0 = first["refresh_token"].as_str().unwrap();
 
     let narrowed = update_client(&h, &info, serde_json::json!({"scope": "mcp:read"}));
@@ -517,9 +516,8 @@ fn refresh_after_the_registered_scope_was_narrowed_is_narrowed() {
 #[test]
 fn refresh_after_the_refresh_grant_was_removed_is_unauthorized_client() {
     let h = harness();
-    let info = register_public(&h, serde_json::json!({}));
+    let (info, first) = registered_and_signed_in(&h, serde_json::json!({}));
     let id = info["client_id"].as_str().unwrap();
-    let first = ok_json(&redeem(&h, id, &code_for(&h, id)));
     let r0 = first["refresh_token"].as_str().unwrap();
     let no_refresh = update_client(
         &h,

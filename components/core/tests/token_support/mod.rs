@@ -181,6 +181,15 @@ pub fn register_public(h: &Harness, extra: Value) -> Value {
     res.json_body().unwrap()
 }
 
+/// A client registered with `extra` metadata and the token response to its first code: its
+/// registration response and those tokens.
+pub fn registered_and_signed_in(h: &Harness, extra: Value) -> (Value, Value) {
+    let info = register_public(h, extra);
+    let id = info["client_id"].as_str().unwrap();
+    let tokens = ok_json(&redeem(h, id, &code_for(h, id)));
+    (info, tokens)
+}
+
 /// RFC 7592 `PUT` of `info` (a registration response) with its metadata changed by `changes`.
 pub fn update_client(h: &Harness, info: &Value, changes: Value) -> Response {
     let mut body = serde_json::json!({
