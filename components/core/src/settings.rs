@@ -87,7 +87,7 @@ pub struct Settings {
     /// `refresh_token_lifetime`, seconds.
     pub refresh_token_lifetime: u64,
     /// `refresh_grace_period`, seconds: how long the immediately previous refresh token may be
-    /// presented again (a client's retry) without counting as reuse.
+    /// presented again (a client's retry) without counting as reuse; 0 = strict rotation.
     pub refresh_grace_period: u64,
     /// `code_lifetime`, seconds (authorization codes).
     pub code_lifetime: u64,
