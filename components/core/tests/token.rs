@@ -460,7 +460,12 @@ fn deleting_a_client_makes_its_tokens_inactive_at_once() {
     assert!(!is_active(&h, access));
     assert!(!is_active(&h, refresh_token));
     assert_eq!(verify(&h, access).status, 401);
-    assert_ne!(refresh(&h, id, refresh_token).status, 200);
+    // The client is gone, so is its refresh token (even were its id presented again).
+    assert_eq!(error_of(&refresh(&h, id, refresh_token)), "invalid_client");
+    let env = h.env();
+    assert!(mcp_auth_core::tokens::find_refresh(&env, refresh_token)
+        .unwrap()
+        .is_none());
     // Another client's tokens are untouched.
     let other_access = other["access_token"].as_str().unwrap();
     assert!(is_active(&h, other_access));
