@@ -83,7 +83,6 @@ pub async fn set_up(addr: SocketAddr, chains: usize) -> Result<State, String> {
     .await?;
     let client_id = text(&registered, "client_id")?;
     let client_secret = text(&registered, "client_secret")?;
-    let basic = basic(&client_id, &client_secret);
     let issued = json_answer(
         addr,
         post_form(
@@ -95,6 +94,7 @@ pub async fn set_up(addr: SocketAddr, chains: usize) -> Result<State, String> {
     )
     .await?;
     let access_token = text(&issued, "access_token")?;
+    let basic = basic(&client_id, &client_secret);
     let sign_ins = (0..chains).map(|_| {
         let (client_id, basic) = (client_id.clone(), basic.clone());
         async move { refresh_token(addr, &client_id, &basic).await }
