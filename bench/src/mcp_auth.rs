@@ -21,6 +21,9 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// The resource server's introspection credentials.
 const RESOURCE_SERVER: (&str, &str) = ("rs", "rs-secret");
+/// The operator's machine client (`MACHINE_CLIENTS`), for the client-credentials token:
+/// registration does not grant that grant.
+const MACHINE: (&str, &str) = ("bench-machine", "bench-machine-secret");
 /// High enough that no scenario is refused, yet every request still counts its use as in
 /// production (a limit of 0 would skip the counting).
 const RATE_LIMIT: &str = "1000000000";
@@ -34,6 +37,10 @@ pub fn variables(issuer: &str, jwt_algorithm: &str) -> Vec<(String, String)> {
         (
             "INTROSPECTION_CREDENTIALS".to_owned(),
             format!("{}:{}", RESOURCE_SERVER.0, RESOURCE_SERVER.1),
+        ),
+        (
+            "MACHINE_CLIENTS".to_owned(),
+            format!("{}:{}", MACHINE.0, MACHINE.1),
         ),
     ];
     for limit in [
@@ -56,8 +63,8 @@ pub struct State {
     pub refresh_tokens: Vec<String>,
 }
 
-/// Registers a confidential client and obtains an access token and `chains` refresh tokens
-/// (each through the built-in login, demo/demo, and a code exchange).
+/// Registers a confidential client, obtains an access token as the machine client, and
+/// `chains` refresh tokens (each through the built-in login, demo/demo, and a code exchange).
 pub async fn set_up(addr: SocketAddr, chains: usize) -> Result<State, String> {
     let registered = json_answer(
         addr,
@@ -66,7 +73,7 @@ pub async fn set_up(addr: SocketAddr, chains: usize) -> Result<State, String> {
             &json!({
                 "client_name": "Bench Client",
                 "redirect_uris": [REDIRECT],
-                "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+                "grant_types": ["authorization_code", "refresh_token"],
                 "token_endpoint_auth_method": "client_secret_basic",
                 "scope": "mcp:read mcp:write offline_access",
             }),
@@ -76,18 +83,18 @@ pub async fn set_up(addr: SocketAddr, chains: usize) -> Result<State, String> {
     .await?;
     let client_id = text(&registered, "client_id")?;
     let client_secret = text(&registered, "client_secret")?;
-    let basic = basic(&client_id, &client_secret);
     let issued = json_answer(
         addr,
         post_form(
             "/token",
             &[("grant_type", "client_credentials"), ("resource", RESOURCE)],
-            Some(&basic),
+            Some(&basic(MACHINE.0, MACHINE.1)),
         ),
         StatusCode::OK,
     )
     .await?;
     let access_token = text(&issued, "access_token")?;
+    let basic = basic(&client_id, &client_secret);
     let sign_ins = (0..chains).map(|_| {
         let (client_id, basic) = (client_id.clone(), basic.clone());
         async move { refresh_token(addr, &client_id, &basic).await }

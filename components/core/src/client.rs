@@ -1,6 +1,6 @@
-//! OAuth clients: the stored record, lookup by `client_id` (registered, or a Client ID
-//! Metadata Document URL), and client authentication at the token-side endpoints
-//! (RFC 6749 §2.3, OAuth 2.1 §2.4).
+//! OAuth clients: the stored record, lookup by `client_id` (an operator's machine client,
+//! registered, or a Client ID Metadata Document URL), and client authentication at the
+//! token-side endpoints (RFC 6749 §2.3, OAuth 2.1 §2.4).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -10,7 +10,10 @@ use crate::env::Env;
 use crate::error::OAuthError;
 use crate::http::{Params, Request};
 use crate::records;
+use crate::registration::CLIENT_CREDENTIALS;
+use crate::scope;
 use crate::secret::verify_hash;
+use crate::settings::Settings;
 
 /// How a client authenticates at the token endpoint (RFC 7591 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -129,32 +132,69 @@ pub fn is_metadata_document_url(client_id: &str) -> bool {
     client_id.starts_with("https://") || client_id.starts_with("http://")
 }
 
-/// The client named `client_id`: a registered one, or a metadata document fetched (or taken
-/// from cache) by [`crate::cimd::resolve`]. `Ok(None)` when there is no such client.
+/// Longest `client_id` we look up (registered ids are 22 characters).
+pub const MAX_CLIENT_ID_LEN: usize = 256;
+
+/// The client named `client_id`: an operator's machine client, a registered one, or a
+/// metadata document fetched (or taken from cache) by [`crate::cimd::resolve`]. Machine
+/// clients come first, so no registration can stand in for one. `Ok(None)` when there is no
+/// such client.
 pub fn find(env: &Env, client_id: &str) -> Result<Option<Client>, OAuthError> {
+    if let Some(client) = machine_client(&env.settings, client_id) {
+        return Ok(Some(client));
+    }
     if is_metadata_document_url(client_id) {
         return crate::cimd::resolve(env, client_id);
     }
-    if client_id.len() > 256 || client_id.chars().any(char::is_control) {
+    if client_id.len() > MAX_CLIENT_ID_LEN || client_id.chars().any(char::is_control) {
         return Ok(None);
     }
     Ok(records::get::<Client>(env, &key(client_id))?)
 }
 
+/// The `machine_clients` entry named `client_id`, as a client: provisioned, confidential,
+/// `client_credentials` only, limited to its configured scopes. Built from the configuration
+/// on each request, never stored. Its secret is checked like any other, hash against hash in
+/// constant time.
+fn machine_client(settings: &Settings, client_id: &str) -> Option<Client> {
+    let machine = settings
+        .machine_clients
+        .iter()
+        .find(|m| m.client_id == client_id)?;
+    Some(Client {
+        client_id: machine.client_id.clone(),
+        source: ClientSource::Provisioned,
+        client_id_issued_at: 0,
+        client_secret_hash: Some(machine.secret.hash()),
+        client_secret_expires_at: 0,
+        registration_token_hash: None,
+        metadata: ClientMetadata {
+            token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
+            grant_types: vec![CLIENT_CREDENTIALS.to_string()],
+            application_type: "web".to_string(),
+            scope: (!machine.scopes.is_empty()).then(|| scope::join(&machine.scopes)),
+            ..ClientMetadata::default()
+        },
+    })
+}
+
 /// Authenticate the client of a token, revocation or introspection request.
 ///
 /// Accepts `client_secret_basic` (RFC 6749 §2.3.1, credentials form-urlencoded inside
-/// Basic), `client_secret_post`, and `none` (public clients send only `client_id`).
-/// A confidential client may use either secret method whatever it registered: clients get
-/// this wrong often and both are equally safe. Using two methods at once is refused.
+/// Basic), `client_secret_post`, and `none` (public clients send only `client_id`, or Basic
+/// with an empty password, as several clients do). A confidential client may use either
+/// secret method whatever it registered: clients get this wrong often and both are equally
+/// safe. Using two methods at once is refused. Every `invalid_client` is a 401 with a Basic
+/// challenge (see [`OAuthError::into_response`]).
 pub fn authenticate(env: &Env, req: &Request, params: &Params) -> Result<Client, OAuthError> {
     let basic = match req.header("authorization") {
-        Some(h) if h.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) => {
-            Some(parse_basic(&h[6..]).ok_or_else(|| basic_failure("malformed Basic credentials"))?)
-        }
+        Some(h) if h.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) => Some(
+            parse_basic(&h[6..])
+                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?,
+        ),
         _ => None,
     };
-    let (client_id, secret, via_basic) = match (basic, params.get("client_secret")) {
+    let (client_id, secret) = match (basic, params.get("client_secret")) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request(
                 "use one client authentication method, not two",
@@ -166,22 +206,16 @@ pub fn authenticate(env: &Env, req: &Request, params: &Params) -> Result<Client,
                     "client_id differs from the Basic credentials",
                 ));
             }
-            (id, Some(secret), true)
+            (id, Some(secret).filter(|s| !s.is_empty()))
         }
         (None, secret) => {
             let id = params
                 .get("client_id")
                 .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
-            (id.to_string(), secret.map(str::to_string), false)
+            (id.to_string(), secret.map(str::to_string))
         }
     };
-    let fail = |why: &str| {
-        if via_basic {
-            basic_failure(why)
-        } else {
-            OAuthError::invalid_client(why)
-        }
-    };
+    let fail = OAuthError::invalid_client;
     // A metadata-document client is public: taken from the cache or built minimal, never
     // fetched here (the token side has no outbound HTTP; see `cimd::without_fetch`).
     let client = if is_metadata_document_url(&client_id) {
@@ -205,10 +239,6 @@ pub fn authenticate(env: &Env, req: &Request, params: &Params) -> Result<Client,
             Ok(client)
         }
     }
-}
-
-fn basic_failure(why: &str) -> OAuthError {
-    OAuthError::invalid_client(why).with_header("www-authenticate", "Basic realm=\"mcp-auth\"")
 }
 
 /// `base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1); also used for the
@@ -267,9 +297,48 @@ mod tests {
         store_client(&h, Some("s3cret"));
         let req = Request::new(crate::Method::Post, "/token")
             .with_header("authorization", &basic("c1", "nope"));
+        let res = authenticate(&h.env(), &req, &Params::default())
+            .unwrap_err()
+            .into_response();
+        assert_eq!(res.status, 401);
+        assert!(res.header("www-authenticate").is_some());
+    }
+
+    #[test]
+    fn basic_with_an_empty_password_is_none_for_a_public_client_only() {
+        let h = Harness::new();
+        store_client(&h, None);
+        let req = Request::new(crate::Method::Post, "/token")
+            .with_header("authorization", &basic("c1", ""));
+        let client = authenticate(&h.env(), &req, &Params::default()).unwrap();
+        assert!(!client.is_confidential());
+        let h = Harness::new();
+        store_client(&h, Some("s3cret"));
         let err = authenticate(&h.env(), &req, &Params::default()).unwrap_err();
-        assert_eq!(err.status, 401);
-        assert!(err.headers.iter().any(|(n, _)| n == "www-authenticate"));
+        assert_eq!(err.code, crate::ErrorCode::InvalidClient);
+    }
+
+    #[test]
+    fn machine_clients_come_from_the_configuration_before_the_store() {
+        let h = Harness::with_config(crate::testing::MapConfig::from([(
+            "machine_clients",
+            "c1:m4chine mcp:read, c2:other",
+        )]));
+        store_client(&h, Some("s3cret")); // a stored client under the same id loses
+        let env = h.env();
+        let c1 = find(&env, "c1").unwrap().unwrap();
+        assert!(c1.is_provisioned() && c1.is_confidential());
+        assert_eq!(c1.metadata.grant_types, [CLIENT_CREDENTIALS]);
+        assert_eq!(c1.metadata.scope.as_deref(), Some("mcp:read"));
+        assert_eq!(find(&env, "c2").unwrap().unwrap().metadata.scope, None);
+        let post = |secret: &str| {
+            let body = format!("client_id=c1&client_secret={secret}");
+            let req = Request::new(crate::Method::Post, "/token");
+            authenticate(&env, &req, &Params::parse(body.as_bytes()).unwrap())
+        };
+        assert!(post("m4chine").unwrap().is_provisioned());
+        assert_eq!(post("s3cret").unwrap_err().status, 401);
+        assert!(records::get::<Client>(&env, &key("c2")).unwrap().is_none());
     }
 
     #[test]

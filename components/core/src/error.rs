@@ -90,6 +90,10 @@ impl ErrorCode {
     }
 }
 
+/// The challenge of a 401 `invalid_client`: the client authenticates with HTTP Basic
+/// (RFC 6749 §2.3.1).
+pub const CLIENT_CHALLENGE: &str = "Basic realm=\"mcp-auth\"";
+
 /// An error response: `{"error": …, "error_description": …}` with its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
@@ -143,13 +147,19 @@ impl OAuthError {
         self
     }
 
-    /// The RFC 6749 §5.2 JSON response, never cached.
+    /// The RFC 6749 §5.2 JSON response, never cached. A 401 `invalid_client` names the
+    /// scheme to authenticate with (RFC 6749 §5.2, RFC 9110 §15.5.2: a 401 carries
+    /// `WWW-Authenticate`), however the client failed.
     pub fn into_response(self) -> Response {
         let body = ErrorBody {
             error: self.code.as_str(),
             error_description: &self.description,
         };
         let mut response = Response::json(self.status, &body).no_store();
+        let challenged = self.headers.iter().any(|(n, _)| n == "www-authenticate");
+        if self.code == ErrorCode::InvalidClient && self.status == 401 && !challenged {
+            response = response.with_header("www-authenticate", CLIENT_CHALLENGE);
+        }
         response.headers.extend(self.headers);
         response
     }
@@ -189,5 +199,27 @@ mod tests {
         let body = String::from_utf8(res.body).unwrap();
         assert!(body.contains("temporarily_unavailable"), "{body}");
         assert!(!body.contains("10.0.0.7"), "{body}");
+    }
+
+    #[test]
+    fn every_401_invalid_client_carries_a_challenge() {
+        let res = OAuthError::invalid_client("unknown client").into_response();
+        assert_eq!(res.status, 401);
+        assert_eq!(res.header("www-authenticate"), Some(CLIENT_CHALLENGE));
+        let bearer = OAuthError::invalid_client("x")
+            .with_header("www-authenticate", "Bearer")
+            .into_response();
+        assert_eq!(
+            bearer
+                .headers
+                .iter()
+                .filter(|(n, _)| n == "www-authenticate")
+                .count(),
+            1
+        );
+        let as_400 = OAuthError::invalid_client("x")
+            .with_status(400)
+            .into_response();
+        assert_eq!(as_400.header("www-authenticate"), None);
     }
 }

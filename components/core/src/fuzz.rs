@@ -114,11 +114,13 @@ pub fn handle(data: &[u8]) {
     }
 }
 
-/// A server configured as in production, with an MCP server and an introspection client.
+/// A server configured as in production, with an MCP server, an introspection client and a
+/// machine client (the one of the `client_credentials` seed).
 fn harness() -> Harness {
     Harness::with_config(MapConfig::from([
         ("mcp_server", "https://mcp.example.com/mcp"),
         ("introspection_credentials", "rs:rs-secret"),
+        ("machine_clients", "c1:s1"),
     ]))
 }
 

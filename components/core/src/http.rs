@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::error::OAuthError;
+use crate::error::{ErrorCode, OAuthError};
 
 /// Largest request body the core accepts (forms and JSON are small).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -188,7 +188,8 @@ pub struct Params(BTreeMap<String, String>);
 
 impl Params {
     /// Parse `application/x-www-form-urlencoded` bytes. A repeated name is an
-    /// `invalid_request` (RFC 6749 §3.1, §3.2); empty values count as absent.
+    /// `invalid_request` (RFC 6749 §3.1, §3.2), a repeated `resource` an `invalid_target`
+    /// (RFC 8707 §2: a token has one audience here); empty values count as absent.
     pub fn parse(bytes: &[u8]) -> Result<Params, OAuthError> {
         if std::str::from_utf8(bytes).is_err() {
             return Err(OAuthError::invalid_request("parameters must be UTF-8"));
@@ -196,9 +197,15 @@ impl Params {
         let mut map = BTreeMap::new();
         for (name, value) in form_urlencoded::parse(bytes) {
             if map.contains_key(name.as_ref()) {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter `{name}` is repeated"
-                )));
+                let code = if name == "resource" {
+                    ErrorCode::InvalidTarget
+                } else {
+                    ErrorCode::InvalidRequest
+                };
+                return Err(OAuthError::new(
+                    code,
+                    format!("parameter `{name}` is repeated"),
+                ));
             }
             map.insert(name.into_owned(), value.into_owned());
         }
@@ -424,6 +431,8 @@ mod tests {
     fn repeated_parameters_are_refused() {
         let err = Params::parse(b"a=1&a=2").unwrap_err();
         assert_eq!(err.code.as_str(), "invalid_request");
+        let err = Params::parse(b"resource=https%3A%2F%2Fa.example&resource=x").unwrap_err();
+        assert_eq!(err.code.as_str(), "invalid_target");
     }
 
     #[test]

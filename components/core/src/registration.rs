@@ -14,7 +14,8 @@
 //! are not private-use are refused instead. PKCE (always required) protects such redirects.
 //!
 //! Stored state: the client under [`client::key`] (`client/<client_id>`), its secret and
-//! registration access token only as SHA-256 hashes.
+//! registration access token only as SHA-256 hashes; once deleted, its tombstone (see
+//! [`tokens::retire_client`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -30,6 +31,7 @@ use crate::records;
 use crate::resource::is_loopback_host;
 use crate::scope;
 use crate::secret::{self, Secret};
+use crate::tokens;
 
 /// Longest string we keep in any metadata field.
 pub const MAX_FIELD_LEN: usize = 2048;
@@ -144,7 +146,7 @@ pub fn validate_metadata(
     };
     let grant_types = match request.grant_types {
         None => defaults.grant_types.iter().map(|g| g.to_string()).collect(),
-        Some(list) => grant_types(list, token_endpoint_auth_method)?,
+        Some(list) => grant_types(list)?,
     };
     let uses_code = grant_types.iter().any(|g| g == AUTHORIZATION_CODE);
     let response_types = response_types(request.response_types, uses_code)?;
@@ -319,7 +321,13 @@ fn update_client(
             ));
         }
     }
-    let metadata = validate_metadata(env, request, MetadataDefaults::REGISTRATION)?;
+    // RFC 7592 §2.2 lets omitted fields take defaults; the authentication method keeps its
+    // current value instead, as it cannot switch between public and confidential anyway.
+    let defaults = MetadataDefaults {
+        token_endpoint_auth_method: client.metadata.token_endpoint_auth_method,
+        ..MetadataDefaults::REGISTRATION
+    };
+    let metadata = validate_metadata(env, request, defaults)?;
     // A secret can neither be minted nor withdrawn here: the client would lose or lack it.
     if (metadata.token_endpoint_auth_method == AuthMethod::None) == client.is_confidential() {
         return Err(invalid_metadata(
@@ -338,8 +346,10 @@ fn update_client(
     Ok(information(env, &client, None, token, 200))
 }
 
-/// RFC 7592 §2.3: the client, its secret and its registration token stop working.
+/// RFC 7592 §2.3: the client, its secret and its registration token stop working, and so
+/// do the tokens issued to it (its tombstone, written first, see [`tokens::retire_client`]).
 fn delete_client(env: &Env, req: &Request, client: &Client) -> Result<Response, OAuthError> {
+    tokens::retire_client(env, &client.client_id)?;
     records::delete(env, &client::key(&client.client_id))?;
     env.audit(
         AuditEvent::new(AuditKind::ClientDeleted, env.now())
@@ -433,18 +443,17 @@ fn json_body(req: &Request) -> Result<MetadataRequest, OAuthError> {
 // ---------------------------------------------------------------------------------------
 // Field rules
 
-/// RFC 7591 §2: the grant types we serve; `client_credentials` needs a secret.
-fn grant_types(list: Vec<String>, auth: AuthMethod) -> Result<Vec<String>, OAuthError> {
+/// RFC 7591 §2: the grant types we serve to registered clients. Not `client_credentials`:
+/// it issues tokens with no user behind them, so anyone able to register would get past
+/// `allowed_users`; only the operator's `machine_clients` have it.
+fn grant_types(list: Vec<String>) -> Result<Vec<String>, OAuthError> {
     let mut out: Vec<String> = Vec::new();
     for grant in list {
         match grant.as_str() {
             AUTHORIZATION_CODE | REFRESH_TOKEN | DEVICE_CODE => {}
-            CLIENT_CREDENTIALS if auth != AuthMethod::None => {}
-            CLIENT_CREDENTIALS => {
-                return Err(invalid_metadata(
-                    "client_credentials requires a confidential client",
-                ))
-            }
+            CLIENT_CREDENTIALS => return Err(invalid_metadata(
+                "client_credentials is only for clients the operator provisions (machine_clients)",
+            )),
             other => {
                 return Err(invalid_metadata(format!(
                     "grant type `{}` is not supported",

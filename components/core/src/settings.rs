@@ -87,7 +87,7 @@ pub struct Settings {
     /// `refresh_token_lifetime`, seconds.
     pub refresh_token_lifetime: u64,
     /// `refresh_grace_period`, seconds: how long the immediately previous refresh token may be
-    /// presented again (a client's retry) without counting as reuse.
+    /// presented again (a client's retry) without counting as reuse; 0 = strict rotation.
     pub refresh_grace_period: u64,
     /// `code_lifetime`, seconds (authorization codes).
     pub code_lifetime: u64,
@@ -122,6 +122,19 @@ pub struct Settings {
     pub cimd_allow_private: bool,
     /// Abuse limits (see [`crate::limits`]).
     pub rate_limits: RateLimits,
+    /// `machine_clients`: the operator-provisioned confidential clients of the
+    /// `client_credentials` grant (see [`MachineClient`]); dynamic registration never grants it.
+    pub machine_clients: Vec<MachineClient>,
+}
+
+/// One `machine_clients` entry, `id:secret scope scope …`: a client that gets tokens for
+/// itself, with no user (OAuth 2.1 §4.2). See [`crate::client::find`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineClient {
+    pub client_id: String,
+    pub secret: Secret,
+    /// The scopes it may get (each in `scopes_supported`); empty = the default scopes.
+    pub scopes: Vec<String>,
 }
 
 /// How many requests each abuse limit lets through per fixed window; `0` switches a limit
@@ -284,6 +297,8 @@ impl Settings {
             });
         }
 
+        let machine_clients = machine_clients(&text("machine_clients", ""), &scopes_supported)?;
+
         Ok(Settings {
             issuer,
             resources,
@@ -325,6 +340,7 @@ impl Settings {
                     )?,
                 }
             },
+            machine_clients,
         })
     }
 
@@ -406,6 +422,50 @@ fn local_users(s: &str) -> Result<Vec<(String, String)>, ConfigError> {
         }
     }
     parse_pairs(entries.iter().map(String::as_str), "local_users")
+}
+
+/// `machine_clients`: comma-separated `id:secret scope scope …` entries, each id unique,
+/// each scope supported. Errors name the entry's id, never its secret.
+fn machine_clients(s: &str, supported: &[String]) -> Result<Vec<MachineClient>, ConfigError> {
+    let fail = |message: String| ConfigError {
+        variable: "machine_clients",
+        message,
+    };
+    let mut clients: Vec<MachineClient> = Vec::new();
+    for entry in s.split(',').filter(|e| !e.trim().is_empty()) {
+        let mut words = entry.split_whitespace();
+        let (client_id, secret) = words
+            .next()
+            .and_then(|first| first.split_once(':'))
+            .filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+            .ok_or_else(|| {
+                fail("expected `id:secret scope …` entries separated by commas".into())
+            })?;
+        // No `:` either, so never a Client ID Metadata Document URL.
+        if client_id.len() > crate::client::MAX_CLIENT_ID_LEN
+            || client_id.contains(char::is_control)
+        {
+            return Err(fail(format!(
+                "a client id must have at most {} bytes and no control characters",
+                crate::client::MAX_CLIENT_ID_LEN
+            )));
+        }
+        if clients.iter().any(|c| c.client_id == client_id) {
+            return Err(fail(format!("client id `{client_id}` is listed twice")));
+        }
+        let scopes = crate::scope::parse(&words.collect::<Vec<_>>().join(" "));
+        if let Some(s) = scopes.iter().find(|s| !supported.contains(s)) {
+            return Err(fail(format!(
+                "`{client_id}`: scope `{s}` is not in scopes_supported"
+            )));
+        }
+        clients.push(MachineClient {
+            client_id: client_id.to_string(),
+            secret: Secret::new(secret),
+            scopes,
+        });
+    }
+    Ok(clients)
 }
 
 /// `a:b,c:d` pairs; the value may itself hold colons (PHC hashes do not, but be liberal).
@@ -539,5 +599,31 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn machine_clients_are_parsed_and_malformed_entries_name_the_variable() {
+        let c = MapConfig::from([("machine_clients", " svc:s3:cret mcp:read mcp:write ,bot:x,")]);
+        let machines = Settings::from_config(&c).unwrap().machine_clients;
+        assert_eq!(machines.len(), 2);
+        assert_eq!(machines[0].client_id, "svc");
+        assert_eq!(machines[0].secret.expose(), "s3:cret");
+        assert_eq!(machines[0].scopes, ["mcp:read", "mcp:write"]);
+        assert!(machines[1].scopes.is_empty());
+        let long = format!("{}:hunter2", "x".repeat(300));
+        for bad in [
+            "svc",
+            "svc: mcp:read",
+            ":hunter2",
+            "svc:hunter2 mcp:admin",
+            "svc:hunter2, svc:b",
+            "a\u{1}b:hunter2",
+            long.as_str(),
+        ] {
+            let c = MapConfig::from([("machine_clients", bad)]);
+            let err = Settings::from_config(&c).expect_err(bad);
+            assert_eq!(err.variable, "machine_clients", "{bad}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
     }
 }

@@ -17,10 +17,18 @@
 //!
 //! Rotation and the grace window (MCP pitfall 8): the child of a refresh token is derived
 //! from the parent's plaintext and a random salt kept in the parent's record, so a client
-//! that retries the immediately previous refresh token within `refresh_grace_period` seconds
-//! gets the same child again (and a fresh access token) without branching the family. The
-//! salt keeps an old, leaked token from revealing its descendants. After the window, or once
-//! the child itself has been used, presenting the parent is reuse: the family is revoked.
+//! that retries the immediately previous refresh token less than `refresh_grace_period`
+//! seconds after its rotation gets the same child again (and a fresh access token) without
+//! branching the family. The salt keeps an old, leaked token from revealing its descendants.
+//! After the window, or once the child itself has been used, presenting the parent is reuse:
+//! the family is revoked. A period of 0 is strict rotation (RFC 9700 §4.14.2): any second
+//! use is reuse, even within the same second.
+//!
+//! - **Deleted clients** (RFC 7592 §2.3): deleting a client writes a tombstone,
+//!   `deleted-client/<client_id>`, that lives as long as any token issued to the client can.
+//!   Every lookup of a live access or refresh token checks it: one more `get` per
+//!   introspection or `/verify` of a live token (none for an unknown one), instead of a
+//!   deletion that would have to find every token of the client.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -160,9 +168,15 @@ pub fn issue(env: &Env, grant: &Grant, refresh: Refresh) -> Result<Issued, OAuth
     })
 }
 
-/// Rotate refresh token `presented` (whose live record is `record`): the child token to
-/// hand out, or `invalid_grant` after revoking the family when this is reuse.
-pub fn rotate(env: &Env, presented: &str, record: &RefreshRecord) -> Result<String, OAuthError> {
+/// Rotate refresh token `presented` (whose live record is `record`): the child token, its
+/// grant bounded to `scope` (the record's, or less when the client's registered scope has
+/// narrowed since), or `invalid_grant` after revoking the family when this is reuse.
+pub fn rotate(
+    env: &Env,
+    presented: &str,
+    record: &RefreshRecord,
+    scope: &str,
+) -> Result<String, OAuthError> {
     let revoked = || OAuthError::invalid_grant("the refresh token has been revoked");
     if is_revoked(env, &record.family)? {
         return Err(revoked());
@@ -178,6 +192,7 @@ pub fn rotate(env: &Env, presented: &str, record: &RefreshRecord) -> Result<Stri
         exp: now + env.settings.refresh_token_lifetime,
         salt: child_of(&record.salt, "mcp-auth/child-salt"),
         rotated_at: None,
+        scope: scope.to_string(),
         ..record.clone()
     };
     if records::claim(env, &key, Claim::Redeem)? {
@@ -199,7 +214,8 @@ pub fn rotate(env: &Env, presented: &str, record: &RefreshRecord) -> Result<Stri
         }
     };
     let child_used = records::claims(env, &refresh_key(&child), Claim::Redeem)? > 0;
-    if now <= rotated_at + env.settings.refresh_grace_period && !child_used {
+    // Strictly within: a period of 0 has no second in which a retry is not reuse.
+    if now < rotated_at + env.settings.refresh_grace_period && !child_used {
         if find_refresh(env, &child)?.is_none() {
             store_refresh(env, &child, &child_record)?;
         }
@@ -216,14 +232,48 @@ pub fn rotate(env: &Env, presented: &str, record: &RefreshRecord) -> Result<Stri
     ))
 }
 
-/// The live record of access token `token` (one `get`).
+/// The live record of access token `token` (one `get`, and one for the client's tombstone
+/// when there is a record).
 pub fn find_access(env: &Env, token: &str) -> Result<Option<AccessRecord>, StoreError> {
-    records::get(env, &access_key(token))
+    let record = records::get::<AccessRecord>(env, &access_key(token))?;
+    not_retired(env, record, |r| &r.client_id)
 }
 
 /// The live record of refresh token `token`, rotated or not.
 pub fn find_refresh(env: &Env, token: &str) -> Result<Option<RefreshRecord>, StoreError> {
-    records::get(env, &refresh_key(token))
+    let record = records::get::<RefreshRecord>(env, &refresh_key(token))?;
+    not_retired(env, record, |r| &r.client_id)
+}
+
+/// Retire every token of a deleted client at once: from now on [`find_access`] and
+/// [`find_refresh`] find none. The tombstone lives as long as the longest-lived token issued
+/// to the client could, counting one that a request in flight issues just after the deletion.
+pub fn retire_client(env: &Env, client_id: &str) -> Result<(), StoreError> {
+    let s = &env.settings;
+    let longest = s.access_token_lifetime.max(s.refresh_token_lifetime);
+    let until = env.now() + longest + IN_FLIGHT;
+    records::put(env, &tombstone_key(client_id), &(), Some(until))
+}
+
+/// Longest a token request can take, seconds: one that authenticated its client just before
+/// the client's deletion may issue tokens just after it.
+const IN_FLIGHT: u64 = 300;
+
+pub fn tombstone_key(client_id: &str) -> String {
+    format!("deleted-client/{client_id}")
+}
+
+/// `record`, unless its client has been deleted.
+fn not_retired<T>(
+    env: &Env,
+    record: Option<T>,
+    client_id: fn(&T) -> &String,
+) -> Result<Option<T>, StoreError> {
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    let retired = records::get::<()>(env, &tombstone_key(client_id(&record)))?.is_some();
+    Ok((!retired).then_some(record))
 }
 
 /// The record of refresh token `token` if it is still the current one of its chain.
@@ -427,7 +477,7 @@ mod tests {
         let a = issue(&env, &grant("f1"), Refresh::New).unwrap();
         let refresh = a.refresh_token.unwrap();
         let record = find_refresh(&env, &refresh).unwrap().unwrap();
-        rotate(&env, &refresh, &record).unwrap();
+        rotate(&env, &refresh, &record, &record.scope).unwrap();
         h.clock.advance(env.settings.refresh_token_lifetime + 120);
         drop(env); // the request ends: its records join the sweep index
         let env = h.env();

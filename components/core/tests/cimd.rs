@@ -92,6 +92,8 @@ fn bad_documents_are_refused_and_not_cached() {
     with_secret["client_secret"] = json!("leaked");
     let mut wrong_type = document();
     wrong_type["grant_types"] = json!("authorization_code");
+    let mut machine = document();
+    machine["grant_types"] = json!(["authorization_code", "client_credentials"]);
     for doc in [
         mismatched,
         no_id,
@@ -102,6 +104,7 @@ fn bad_documents_are_refused_and_not_cached() {
         secret_post,
         with_secret,
         wrong_type,
+        machine,
     ] {
         let h = Harness::new();
         serve(&h, doc.clone(), None);

@@ -55,6 +55,8 @@ fn world() -> World {
         ("rate_limit_token_per_client", "0"),
         ("rate_limit_device_failures_per_session", "0"),
         ("rate_limit_device_failures_global", "0"),
+        // The operator's machine client, for client credentials.
+        ("machine_clients", "conf:conf-secret"),
     ]);
     let res = h.call(json_post(
         "/register",
@@ -63,7 +65,6 @@ fn world() -> World {
     assert_eq!(res.status, 201);
     let info = res.json_body().unwrap();
     add_client(&h, "tv", None, &[DEVICE_GRANT]);
-    add_client(&h, "conf", Some("conf-secret"), &["client_credentials"]);
     let tokens = signed_in(&h, "c1");
     let code = code_for(&h, "c1");
     let env = h.env();

@@ -206,20 +206,70 @@ fn scope_must_be_supported() {
     assert_eq!(h.store.snapshot(), before);
 }
 
+/// Issue 16 item 1: a registration must not yield tokens with no user behind them.
 #[test]
-fn client_credentials_only_for_confidential_clients() {
+fn registration_never_grants_client_credentials() {
     let h = Harness::new();
-    let res = register(
-        &h,
-        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"}),
-    );
+    let before = h.store.state();
+    for auth in ["client_secret_basic", "client_secret_post", "none"] {
+        let res = register(
+            &h,
+            json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": auth}),
+        );
+        assert_eq!(res.status, 400, "{auth}");
+        assert_eq!(error_code(&res), "invalid_client_metadata", "{auth}");
+    }
+    assert_eq!(h.store.state(), before);
+
+    // Nor through RFC 7592, nor by claiming to be provisioned.
+    let mut body = public_client();
+    body["token_endpoint_auth_method"] = json!("client_secret_basic");
+    body["source"] = json!("provisioned");
+    let info = registered(&h, body.clone());
+    let id = info["client_id"].as_str().unwrap();
+    let token = info["registration_access_token"].as_str().unwrap();
+    assert!(!stored(&h, id).unwrap().is_provisioned());
+    body["client_id"] = json!(id);
+    body["grant_types"] = json!(["authorization_code", "client_credentials"]);
+    let res = put(&h, id, token, body);
     assert_eq!(error_code(&res), "invalid_client_metadata");
-    let info = registered(
-        &h,
-        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic"}),
-    );
-    assert_eq!(info["response_types"], json!([]));
-    assert!(info["client_secret"].is_string());
+    assert!(!stored(&h, id).unwrap().allows_grant("client_credentials"));
+}
+
+/// RFC 7592 §2.2 update without `token_endpoint_auth_method`: the current method stays.
+#[test]
+fn an_update_without_an_auth_method_keeps_the_current_one() {
+    let h = Harness::new();
+    for method in ["none", "client_secret_post", "client_secret_basic"] {
+        let mut body = public_client();
+        body["token_endpoint_auth_method"] = json!(method);
+        let info = registered(&h, body.clone());
+        let id = info["client_id"].as_str().unwrap();
+        let token = info["registration_access_token"].as_str().unwrap();
+        body.as_object_mut()
+            .unwrap()
+            .remove("token_endpoint_auth_method");
+        body["client_id"] = json!(id);
+        body["client_name"] = json!("Renamed");
+        let res = put(&h, id, token, body);
+        assert_eq!(
+            res.status,
+            200,
+            "{method}: {}",
+            String::from_utf8_lossy(&res.body)
+        );
+        let info = res.json_body().unwrap();
+        assert_eq!(info["token_endpoint_auth_method"], method);
+        assert_eq!(info["client_name"], "Renamed");
+        assert_eq!(
+            stored(&h, id)
+                .unwrap()
+                .metadata
+                .token_endpoint_auth_method
+                .as_str(),
+            method
+        );
+    }
 }
 
 #[test]
@@ -560,11 +610,14 @@ fn delete_removes_the_client() {
     assert_eq!(audit[0].event, AuditKind::ClientDeleted);
     assert_eq!(audit[0].client_id.as_deref(), Some(id));
     assert_eq!(h.call(manage(Method::Get, id, Some(token))).status, 401);
+    // What is left: bookkeeping, and the tombstone that retires the client's tokens.
+    let tombstone = mcp_auth_core::tokens::tombstone_key(id);
     assert!(h
         .store
         .keys()
         .iter()
-        .all(|k| k.starts_with("sweep/") || k.starts_with("limit/")));
+        .all(|k| k.starts_with("sweep/") || k.starts_with("limit/") || *k == tombstone));
+    assert!(h.store.keys().contains(&tombstone));
 }
 
 #[test]

@@ -23,6 +23,8 @@ const REDIRECT: &str = "http://127.0.0.1:9000/callback";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const PASSWORD: &str = "correct-horse-battery-staple";
+/// The operator's machine client (`machine_clients`), for client credentials.
+const MACHINE: (&str, &str) = ("svc", "svc-secret-0123456789abcdef");
 
 /// A server, with everything it ever wrote to its audit log and its store.
 struct Observed {
@@ -42,10 +44,12 @@ impl Observed {
             .unwrap()
             .to_string();
         let users = format!("alice:{phc}");
+        let machine = format!("{}:{}", MACHINE.0, MACHINE.1);
         let mut config = MapConfig::from([
             ("mcp_server", RESOURCE),
             ("local_users", users.as_str()),
             ("introspection_credentials", "rs:rs-secret"),
+            ("machine_clients", machine.as_str()),
         ]);
         for (k, v) in extra {
             config.set(k, v);
@@ -53,7 +57,11 @@ impl Observed {
         Observed {
             h: Harness::with_config(config),
             seen: RefCell::new(String::new()),
-            secrets: RefCell::new(vec![PASSWORD.to_string(), "rs-secret".to_string()]),
+            secrets: RefCell::new(vec![
+                PASSWORD.to_string(),
+                "rs-secret".to_string(),
+                MACHINE.1.to_string(),
+            ]),
         }
     }
 
@@ -147,7 +155,7 @@ fn no_secret_is_ever_logged_or_stored_in_plain_text() {
                 json!({
                     "redirect_uris": [REDIRECT],
                     "token_endpoint_auth_method": "client_secret_basic",
-                    "grant_types": ["authorization_code", "refresh_token", "client_credentials",
+                    "grant_types": ["authorization_code", "refresh_token",
                         "urn:ietf:params:oauth:grant-type:device_code"],
                 })
                 .to_string(),
@@ -229,9 +237,10 @@ fn no_secret_is_ever_logged_or_stored_in_plain_text() {
         .with_header("authorization", &auth),
     );
 
-    // Client credentials.
+    // Client credentials, for the operator's machine client.
     let cc = o.json(
-        form("/token", &[("grant_type", "client_credentials")]).with_header("authorization", &auth),
+        form("/token", &[("grant_type", "client_credentials")])
+            .with_header("authorization", &basic(MACHINE.0, MACHINE.1)),
         200,
     );
     o.secret(&cc["access_token"]);
@@ -318,33 +327,15 @@ fn jwks_key(o: &Observed, kid: &str) -> ES256PublicKey {
 fn tokens_signed_by_the_previous_key_stay_valid_after_rotation() {
     let (old, new) = (key(7), key(9));
     let mut o = Observed::new(&[("signing_keys", &old)]);
-    let client = |o: &Observed| {
-        let info = o.json(
-            Request::new(Method::Post, "/register")
-                .with_header("content-type", "application/json")
-                .with_body(
-                    json!({
-                        "token_endpoint_auth_method": "client_secret_post",
-                        "grant_types": ["client_credentials"],
-                    })
-                    .to_string(),
-                ),
-            201,
-        );
-        (
-            info["client_id"].as_str().unwrap().to_string(),
-            info["client_secret"].as_str().unwrap().to_string(),
-        )
-    };
-    let (id, secret) = client(&o);
+    let (id, secret) = MACHINE;
     let issue = |o: &Observed| {
         o.json(
             form(
                 "/token",
                 &[
                     ("grant_type", "client_credentials"),
-                    ("client_id", &id),
-                    ("client_secret", &secret),
+                    ("client_id", id),
+                    ("client_secret", secret),
                 ],
             ),
             200,

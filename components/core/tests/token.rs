@@ -371,49 +371,284 @@ fn refresh_may_narrow_the_scope_and_is_bound_to_its_client_and_resource() {
     assert_eq!(next["scope"], "mcp:read mcp:write");
 }
 
+/// The operator's machine clients (`machine_clients`): `svc` may get `mcp:read` only, `bot`
+/// the default scopes.
+const MACHINES: (&str, &str) = ("machine_clients", "svc:svc-secret mcp:read, bot:bot-secret");
+
+fn client_credentials(h: &Harness, auth: &str, extra: &[(&str, &str)]) -> mcp_auth_core::Response {
+    let mut pairs = vec![("grant_type", "client_credentials")];
+    pairs.extend_from_slice(extra);
+    h.call(Request::form("/token", &pairs).with_header("authorization", auth))
+}
+
 #[test]
-fn client_credentials_is_for_confidential_clients_that_registered_it() {
-    let h = harness();
-    add_client(&h, "svc", Some("s3cret"), &["client_credentials"]);
-    add_client(&h, "web", Some("s3cret"), &["authorization_code"]);
-    add_client(&h, "cli", None, &["client_credentials"]);
-    let cc = |auth: String| {
-        h.call(
-            Request::form(
-                "/token",
-                &[("grant_type", "client_credentials"), ("scope", "mcp:read")],
-            )
-            .with_header("authorization", &auth),
-        )
-    };
-    let body = ok_json(&cc(basic("svc", "s3cret")));
+fn client_credentials_is_only_for_the_operators_machine_clients() {
+    let h = harness_with(&[MACHINES]);
+    let body = ok_json(&client_credentials(&h, &basic("svc", "svc-secret"), &[]));
     assert!(body.get("refresh_token").is_none());
     let seen = introspect(&h, body["access_token"].as_str().unwrap());
     assert_eq!(seen["sub"], "svc");
+    assert_eq!(seen["client_id"], "svc");
     assert_eq!(seen["aud"], RESOURCE);
     assert_eq!(seen["scope"], "mcp:read");
+    let asked_too_much =
+        client_credentials(&h, &basic("svc", "svc-secret"), &[("scope", "mcp:write")]);
+    assert_eq!(error_of(&asked_too_much), "invalid_scope");
+    let bot = ok_json(&client_credentials(&h, &basic("bot", "bot-secret"), &[]));
+    assert_eq!(bot["scope"], "mcp:read mcp:write");
+    let wrong = client_credentials(&h, &basic("svc", "bot-secret"), &[]);
+    assert_eq!(error_of(&wrong), "invalid_client");
 
-    assert_eq!(error_of(&cc(basic("web", "s3cret"))), "unauthorized_client");
+    // A registered client stored with the grant (registered before the upgrade) gets nothing,
+    // and neither does one whose id is a machine client's: the machine client answers.
+    add_client(&h, "old", Some("s3cret"), &["client_credentials"]);
+    add_client(&h, "bot", Some("s3cret"), &["client_credentials"]);
+    let before = h.store.state();
+    assert_eq!(
+        error_of(&client_credentials(&h, &basic("old", "s3cret"), &[])),
+        "unauthorized_client"
+    );
+    assert_eq!(
+        error_of(&client_credentials(&h, &basic("bot", "s3cret"), &[])),
+        "invalid_client"
+    );
+    assert_eq!(h.store.state(), before);
+    // Nor can a client registered now get it (see `registration.rs`), nor a public one.
+    public_client(&h, "cli");
     let public = token(&h, "cli", &[("grant_type", "client_credentials")]);
     assert_eq!(error_of(&public), "unauthorized_client");
 }
 
 #[test]
 fn client_credentials_needs_a_resource_when_several_are_served() {
-    let h = harness_with(&[(
-        "mcp_server",
-        "https://a.example.com/mcp https://b.example.com/mcp",
-    )]);
-    add_client(&h, "svc", Some("s3cret"), &["client_credentials"]);
-    let call = |extra: &[(&str, &str)]| {
-        let mut p = vec![("grant_type", "client_credentials")];
-        p.extend_from_slice(extra);
-        h.call(Request::form("/token", &p).with_header("authorization", &basic("svc", "s3cret")))
-    };
-    assert_eq!(error_of(&call(&[])), "invalid_target");
-    let body = ok_json(&call(&[("resource", "https://b.example.com/mcp/")]));
+    let h = harness_with(&[
+        (
+            "mcp_server",
+            "https://a.example.com/mcp https://b.example.com/mcp",
+        ),
+        MACHINES,
+    ]);
+    let auth = basic("svc", "svc-secret");
+    assert_eq!(
+        error_of(&client_credentials(&h, &auth, &[])),
+        "invalid_target"
+    );
+    let body = ok_json(&client_credentials(
+        &h,
+        &auth,
+        &[("resource", "https://b.example.com/mcp/")],
+    ));
     assert_eq!(
         introspect(&h, body["access_token"].as_str().unwrap())["aud"],
         "https://b.example.com/mcp"
     );
+}
+
+/// RFC 7592 §2.3: deleting a client invalidates its tokens at once, everywhere they are read.
+#[test]
+fn deleting_a_client_makes_its_tokens_inactive_at_once() {
+    let h = harness();
+    let (info, tokens) = registered_and_signed_in(&h, serde_json::json!({}));
+    let id = info["client_id"].as_str().unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let other = signed_in(&h, "c2");
+    assert!(is_active(&h, access) && is_active(&h, refresh_token));
+    assert_eq!(verify(&h, access).status, 200);
+
+    assert_eq!(delete_client(&h, &info).status, 204);
+    assert!(!is_active(&h, access));
+    assert!(!is_active(&h, refresh_token));
+    assert_eq!(verify(&h, access).status, 401);
+    // The client is gone, so is its refresh token (even were its id presented again).
+    assert_eq!(error_of(&refresh(&h, id, refresh_token)), "invalid_client");
+    let env = h.env();
+    assert!(mcp_auth_core::tokens::find_refresh(&env, refresh_token)
+        .unwrap()
+        .is_none());
+    // Another client's tokens are untouched.
+    let other_access = other["access_token"].as_str().unwrap();
+    assert!(is_active(&h, other_access));
+    assert_eq!(verify(&h, other_access).status, 200);
+}
+
+/// RFC 7592 `PUT` takes effect at the next refresh: a narrowed scope narrows the token and
+/// every later child.
+#[test]
+fn refresh_after_the_registered_scope_was_narrowed_is_narrowed() {
+    let h = harness();
+    let (info, first) =
+        registered_and_signed_in(&h, serde_json::json!({"scope": "mcp:read mcp:write"}));
+    let id = info["client_id"].as_str().unwrap();
+    let r0 = first["refresh_token"].as_str().unwrap();
+
+    let narrowed = update_client(&h, &info, serde_json::json!({"scope": "mcp:read"}));
+    assert_eq!(narrowed.status, 200);
+    let second = ok_json(&refresh(&h, id, r0));
+    assert_eq!(second["scope"], "mcp:read");
+    assert_eq!(
+        introspect(&h, second["access_token"].as_str().unwrap())["scope"],
+        "mcp:read"
+    );
+    // Widening the registration again does not widen the child back.
+    let widened = update_client(
+        &h,
+        &info,
+        serde_json::json!({"scope": "mcp:read mcp:write"}),
+    );
+    assert_eq!(widened.status, 200);
+    let r1 = second["refresh_token"].as_str().unwrap();
+    let asked = token(
+        &h,
+        id,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", r1),
+            ("scope", "mcp:write"),
+        ],
+    );
+    assert_eq!(error_of(&asked), "invalid_scope");
+    let third = ok_json(&refresh(&h, id, r1));
+    assert_eq!(third["scope"], "mcp:read");
+    assert_eq!(
+        introspect(&h, third["refresh_token"].as_str().unwrap())["scope"],
+        "mcp:read"
+    );
+}
+
+/// RFC 7592 `PUT` takes effect at the next refresh: without the `refresh_token` grant, no
+/// refresh.
+#[test]
+fn refresh_after_the_refresh_grant_was_removed_is_unauthorized_client() {
+    let h = harness();
+    let (info, first) = registered_and_signed_in(&h, serde_json::json!({}));
+    let id = info["client_id"].as_str().unwrap();
+    let r0 = first["refresh_token"].as_str().unwrap();
+    let no_refresh = update_client(
+        &h,
+        &info,
+        serde_json::json!({"grant_types": ["authorization_code"]}),
+    );
+    assert_eq!(no_refresh.status, 200);
+    let before = h.store.state();
+    assert_eq!(error_of(&refresh(&h, id, r0)), "unauthorized_client");
+    assert_eq!(h.store.state(), before);
+}
+
+/// RFC 9700 §4.14.2: with no grace period, the rotated token is reuse at once.
+#[test]
+fn a_zero_grace_period_is_strict_rotation() {
+    let h = harness_with(&[("refresh_grace_period", "0")]);
+    let first = signed_in(&h, "c1");
+    let r0 = first["refresh_token"].as_str().unwrap();
+    let second = ok_json(&refresh(&h, "c1", r0));
+    let r1 = second["refresh_token"].as_str().unwrap();
+    // The same second: no retry window at all.
+    let (reuse, audit) = call_audited(
+        &h,
+        Request::form(
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "c1"),
+                ("refresh_token", r0),
+            ],
+        ),
+    );
+    assert_eq!(error_of(&reuse), "invalid_grant");
+    assert_eq!(audit[0].event, AuditKind::RefreshReuse);
+    assert!(!is_active(&h, second["access_token"].as_str().unwrap()));
+    assert_eq!(error_of(&refresh(&h, "c1", r1)), "invalid_grant");
+}
+
+/// RFC 6749 §5.2: every 401 `invalid_client` says how to authenticate, whatever the method.
+#[test]
+fn every_invalid_client_401_carries_www_authenticate() {
+    let h = harness();
+    add_client(&h, "conf", Some("s3cret"), &["authorization_code"]);
+    public_client(&h, "pub");
+    let failures = [
+        token(
+            &h,
+            "nobody",
+            &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+        ),
+        token(
+            &h,
+            "conf",
+            &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+        ),
+        h.call(Request::form(
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "conf"),
+                ("client_secret", "no"),
+            ],
+        )),
+        h.call(Request::form("/revoke", &[("token", "x")])),
+        h.call(Request::form(
+            "/introspect",
+            &[("token", "x"), ("client_id", "pub")],
+        )),
+        h.call(
+            Request::form("/token", &[("grant_type", "refresh_token")])
+                .with_header("authorization", &basic("conf", "no")),
+        ),
+    ];
+    for res in failures {
+        assert_eq!(error_of(&res), "invalid_client");
+        assert_eq!(res.status, 401);
+        assert_eq!(
+            res.header("www-authenticate"),
+            Some("Basic realm=\"mcp-auth\"")
+        );
+    }
+}
+
+/// Several clients send a public client's id as Basic with an empty password.
+#[test]
+fn a_public_client_may_send_basic_with_an_empty_password() {
+    let h = harness();
+    public_client(&h, "c1");
+    let res = h.call(
+        redeem_request("c1", &code_for(&h, "c1")).with_header("authorization", &basic("c1", "")),
+    );
+    ok_json(&res);
+    add_client(&h, "conf", Some("s3cret"), &["authorization_code"]);
+    let res = h.call(
+        Request::form(
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code_for(&h, "conf")),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .with_header("authorization", &basic("conf", "")),
+    );
+    assert_eq!(error_of(&res), "invalid_client");
+}
+
+/// RFC 8707 §2: one token, one audience; several `resource` parameters are `invalid_target`.
+#[test]
+fn several_resources_at_the_token_endpoint_are_invalid_target() {
+    let h = harness();
+    public_client(&h, "c1");
+    let code = code_for(&h, "c1");
+    let before = h.store.state();
+    let res = h.call(Request::form(
+        "/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "c1"),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+            ("resource", RESOURCE),
+            ("resource", "https://mcp.example.com/other"),
+        ],
+    ));
+    assert_eq!(error_of(&res), "invalid_target");
+    assert_eq!(res.status, 400);
+    assert_eq!(h.store.state(), before);
 }

@@ -114,7 +114,13 @@ fn manifest_defaults_are_the_core_defaults_and_secrets_are_secret() {
     for (name, spec) in &variables {
         let secret = spec.get("secret").and_then(|s| s.as_bool()) == Some(true);
         let should_be = name.ends_with("_secret")
-            || ["signing_keys", "local_users", "introspection_credentials"].contains(&&**name);
+            || [
+                "signing_keys",
+                "local_users",
+                "introspection_credentials",
+                "machine_clients",
+            ]
+            .contains(&&**name);
         assert_eq!(secret, should_be, "`{name}`: secret = {secret}");
         assert!(spec.get("default").is_some(), "`{name}` has no default");
     }

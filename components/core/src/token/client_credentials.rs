@@ -1,5 +1,5 @@
-//! `grant_type=client_credentials` (OAuth 2.1 §4.2): confidential clients acting for
-//! themselves. No refresh token; `sub` is the client.
+//! `grant_type=client_credentials` (OAuth 2.1 §4.2): the operator's confidential machine
+//! clients acting for themselves. No refresh token; `sub` is the client.
 
 use super::{direct_grant, Exchange};
 use crate::client::Client;
@@ -9,16 +9,12 @@ use crate::http::Params;
 use crate::tokens::{self, Grant, Refresh};
 
 pub(super) fn exchange(env: &Env, client: &Client, params: &Params) -> Exchange {
-    if !client.is_confidential() {
+    // Only the operator's `machine_clients`: a registered client stored with this grant (before
+    // registration stopped granting it) gets nothing.
+    if !client.is_provisioned() || !client.allows_grant("client_credentials") {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
-            "client_credentials is only for confidential clients",
-        ));
-    }
-    if !client.allows_grant("client_credentials") {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "this client did not register the client_credentials grant",
+            "client_credentials is only for clients the operator provisions",
         ));
     }
     let (scope, resource) = direct_grant(env, client, params)?;

@@ -7,7 +7,7 @@ use mcp_auth_core::audit::AuditEvent;
 use mcp_auth_core::client::{self, AuthMethod, Client, ClientMetadata, ClientSource};
 use mcp_auth_core::grants::{self, AuthorizationCode};
 use mcp_auth_core::testing::{Harness, MapConfig};
-use mcp_auth_core::{records, Clock, Endpoint, Request, Response};
+use mcp_auth_core::{records, Clock, Endpoint, Method, Request, Response};
 use serde_json::Value;
 
 pub const RESOURCE: &str = "https://mcp.example.com/mcp";
@@ -164,4 +164,84 @@ pub fn introspect(h: &Harness, token: &str) -> Value {
 
 pub fn is_active(h: &Harness, token: &str) -> bool {
     introspect(h, token)["active"] == Value::Bool(true)
+}
+
+/// Register (RFC 7591) a public client for [`REDIRECT`] with `extra` metadata; the client
+/// information response.
+pub fn register_public(h: &Harness, extra: Value) -> Value {
+    let mut body = serde_json::json!({
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none",
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        body[k] = v.clone();
+    }
+    let res = h.call(json_request(Method::Post, "/register", None, &body));
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    res.json_body().unwrap()
+}
+
+/// A client registered with `extra` metadata and the token response to its first code: its
+/// registration response and those tokens.
+pub fn registered_and_signed_in(h: &Harness, extra: Value) -> (Value, Value) {
+    let info = register_public(h, extra);
+    let id = info["client_id"].as_str().unwrap();
+    let tokens = ok_json(&redeem(h, id, &code_for(h, id)));
+    (info, tokens)
+}
+
+/// RFC 7592 `PUT` of `info` (a registration response) with its metadata changed by `changes`.
+pub fn update_client(h: &Harness, info: &Value, changes: Value) -> Response {
+    let mut body = serde_json::json!({
+        "client_id": info["client_id"],
+        "redirect_uris": info["redirect_uris"],
+        "token_endpoint_auth_method": info["token_endpoint_auth_method"],
+        "grant_types": info["grant_types"],
+    });
+    if let Some(scope) = info.get("scope") {
+        body["scope"] = scope.clone();
+    }
+    for (k, v) in changes.as_object().into_iter().flatten() {
+        body[k] = v.clone();
+    }
+    h.call(json_request(
+        Method::Put,
+        &management_path(info),
+        info["registration_access_token"].as_str(),
+        &body,
+    ))
+}
+
+/// RFC 7592 `DELETE` of the client `info` (a registration response) names.
+pub fn delete_client(h: &Harness, info: &Value) -> Response {
+    let token = info["registration_access_token"].as_str().unwrap();
+    h.call(
+        Request::new(Method::Delete, &management_path(info))
+            .with_header("authorization", &format!("Bearer {token}")),
+    )
+}
+
+fn management_path(info: &Value) -> String {
+    format!("/register/{}", info["client_id"].as_str().unwrap())
+}
+
+fn json_request(method: Method, path: &str, bearer: Option<&str>, body: &Value) -> Request {
+    let req = Request::new(method, path)
+        .with_header("content-type", "application/json")
+        .with_body(body.to_string());
+    match bearer {
+        Some(token) => req.with_header("authorization", &format!("Bearer {token}")),
+        None => req,
+    }
+}
+
+/// `GET /verify` for `token` as a reverse proxy in front of [`RESOURCE`] asks it.
+pub fn verify(h: &Harness, token: &str) -> Response {
+    h.call(
+        Request::new(Method::Get, "/verify")
+            .with_header("authorization", &format!("Bearer {token}"))
+            .with_header("x-forwarded-proto", "https")
+            .with_header("x-forwarded-host", "mcp.example.com")
+            .with_header("x-forwarded-uri", "/mcp/tools"),
+    )
 }

@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, Sender};
 
 use serde_json::Value;
 
-use super::{client_credentials, refresh, register_worker, try_register, without_rate_limits};
+use super::{client_credentials, refresh, try_register, with_worker, without_rate_limits};
 use crate::support::*;
 
 /// Load threads, each rotating a refresh-token chain of its own.
@@ -36,7 +36,7 @@ fn kill_under_load(store: Store) {
         Store::Redis => Backend::Redis(Redis::start(dir.path())),
     };
     // Codes and grace windows outlast the test on any machine.
-    let options = without_rate_limits(backend.options())
+    let options = with_worker(without_rate_limits(backend.options()))
         .variable("CODE_LIFETIME", "600")
         .variable("REFRESH_GRACE_PERIOD", "600");
     let data = dir.path().join("data");
@@ -54,7 +54,6 @@ fn kill_under_load(store: Store) {
     let load = Load {
         base: base.clone(),
         client_id: client_id.clone(),
-        worker: register_worker(&browser, &base),
         codes: (0..CODES).map(|_| sign_in()).collect(),
         next_code: AtomicUsize::new(0),
     };
@@ -97,8 +96,6 @@ struct Load {
     base: String,
     /// The public client the codes and refresh tokens are for.
     client_id: String,
-    /// The confidential client's registration, for client credentials.
-    worker: Value,
     /// Codes issued before the load; each is sent at most once during it.
     codes: Vec<String>,
     next_code: AtomicUsize,
@@ -174,7 +171,7 @@ impl Load {
         browser: &Browser,
         seen: &mut Acknowledged,
     ) -> Result<(), ureq::Error> {
-        let tokens = tokens_of(&client_credentials(browser, &self.base, &self.worker)?);
+        let tokens = tokens_of(&client_credentials(browser, &self.base)?);
         seen.access_tokens
             .push(text(&tokens, "access_token").to_string());
         Ok(())

@@ -7,8 +7,6 @@ mod redis_outage;
 mod secrets_in_the_log;
 mod upstream_faults;
 
-use serde_json::{json, Value};
-
 use crate::support::*;
 
 /// The abuse limits, off: a load from one address would hit them, and they are tested on
@@ -20,27 +18,23 @@ fn without_rate_limits(options: HostOptions) -> HostOptions {
         .variable("RATE_LIMIT_TOKEN_PER_CLIENT", "0")
 }
 
-/// A confidential client for `client_credentials` (secret in the body); its registration.
-fn register_worker(browser: &Browser, base: &str) -> Value {
-    register(
-        browser,
-        base,
-        json!({
-            "client_name": "Worker",
-            "grant_types": ["client_credentials"],
-            "token_endpoint_auth_method": "client_secret_post",
-        }),
-    )
+/// The operator's machine client (`MACHINE_CLIENTS`), for `client_credentials`: registration
+/// never grants it.
+const WORKER: (&str, &str) = ("worker", "worker-secret-of-the-fault-tests");
+
+/// `options` with [`WORKER`] provisioned.
+fn with_worker(options: HostOptions) -> HostOptions {
+    options.variable("MACHINE_CLIENTS", &format!("{}:{}", WORKER.0, WORKER.1))
 }
 
-/// `grant_type=client_credentials` for the client `worker` (a registration response).
-fn client_credentials(browser: &Browser, base: &str, worker: &Value) -> Result<Page, ureq::Error> {
+/// `grant_type=client_credentials` for [`WORKER`] (secret in the body).
+fn client_credentials(browser: &Browser, base: &str) -> Result<Page, ureq::Error> {
     browser.try_post_form_with(
         &format!("{base}/token"),
         &[
             ("grant_type", "client_credentials"),
-            ("client_id", text(worker, "client_id")),
-            ("client_secret", text(worker, "client_secret")),
+            ("client_id", WORKER.0),
+            ("client_secret", WORKER.1),
         ],
         &[],
     )

@@ -9,9 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use super::{client_credentials, refresh, register_worker, try_register, without_rate_limits};
+use super::{client_credentials, refresh, try_register, with_worker, without_rate_limits};
 use crate::support::*;
 
 const THREADS: usize = 3;
@@ -28,10 +26,10 @@ const WAIT_LIMIT: Duration = Duration::from_secs(60);
 fn requests_get_503_with_retry_after_while_redis_is_down_and_the_same_host_recovers() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut redis = Redis::start_durable(dir.path());
-    let options = without_rate_limits(HostOptions {
+    let options = with_worker(without_rate_limits(HostOptions {
         runtime_config: Some(redis.runtime_config.clone()),
         ..HostOptions::default()
-    })
+    }))
     // A store call that hung would end in the host's 500 after this.
     .arg("request-timeout", "10");
     let mut host = Host::start(&dir.path().join("host"), &options);
@@ -46,7 +44,6 @@ fn requests_get_503_with_retry_after_while_redis_is_down_and_the_same_host_recov
     ));
     let load = Load {
         base: base.clone(),
-        worker: register_worker(&browser, &base),
         access_token: text(&earlier, "access_token").to_string(),
         stop: AtomicBool::new(false),
     };
@@ -111,8 +108,6 @@ fn requests_get_503_with_retry_after_while_redis_is_down_and_the_same_host_recov
 /// What the load threads share.
 struct Load {
     base: String,
-    /// The confidential client's registration, for client credentials.
-    worker: Value,
     /// A token from before the outage, for introspection.
     access_token: String,
     stop: AtomicBool,
@@ -130,7 +125,7 @@ impl Load {
             }
             let answer = match round % 3 {
                 0 => try_register(&browser, &self.base),
-                1 => client_credentials(&browser, &self.base, &self.worker),
+                1 => client_credentials(&browser, &self.base),
                 _ => try_introspect(&browser, &self.base, &self.access_token),
             };
             let page = answer.unwrap_or_else(|e| panic!("the host did not answer: {e}"));
