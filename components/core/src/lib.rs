@@ -53,8 +53,6 @@ pub use settings::{ConfigError, Settings};
 pub enum Endpoint {
     /// `/.well-known/oauth-authorization-server` (RFC 8414)
     AuthorizationServerMetadata,
-    /// `/.well-known/openid-configuration`
-    OpenIdConfiguration,
     /// `/.well-known/oauth-protected-resource[/…]` (RFC 9728)
     ProtectedResourceMetadata,
     /// `/jwks`
@@ -90,7 +88,6 @@ pub enum Endpoint {
 impl Endpoint {
     pub const ALL: &'static [Endpoint] = &[
         Endpoint::AuthorizationServerMetadata,
-        Endpoint::OpenIdConfiguration,
         Endpoint::ProtectedResourceMetadata,
         Endpoint::Jwks,
         Endpoint::Health,
@@ -109,7 +106,6 @@ impl Endpoint {
     ];
     pub const DISCOVERY: &'static [Endpoint] = &[
         Endpoint::AuthorizationServerMetadata,
-        Endpoint::OpenIdConfiguration,
         Endpoint::ProtectedResourceMetadata,
         Endpoint::Jwks,
         Endpoint::Health,
@@ -135,7 +131,6 @@ impl Endpoint {
         matches!(
             self,
             Endpoint::AuthorizationServerMetadata
-                | Endpoint::OpenIdConfiguration
                 | Endpoint::ProtectedResourceMetadata
                 | Endpoint::Jwks
                 | Endpoint::Register
@@ -149,9 +144,9 @@ impl Endpoint {
 
 /// Which endpoint `path` names, for an issuer whose path is `issuer_path` (`""` or `/p`).
 ///
-/// Well-known documents follow RFC 8414 §3.1 (`/.well-known/oauth-authorization-server/p`)
-/// and OpenID's path-appending variant (`/p/.well-known/openid-configuration`); every other
-/// endpoint lives under the issuer's path.
+/// Well-known documents follow RFC 8414 §3.1 (`/.well-known/oauth-authorization-server/p`);
+/// every other endpoint lives under the issuer's path. There is no OpenID Connect Discovery
+/// document: we issue no ID tokens, and MCP clients ask for RFC 8414 metadata first.
 pub fn route(issuer_path: &str, path: &str) -> Option<Endpoint> {
     let well_known = |name: &str| {
         path == format!("/.well-known/{name}{issuer_path}")
@@ -159,11 +154,6 @@ pub fn route(issuer_path: &str, path: &str) -> Option<Endpoint> {
     };
     if well_known("oauth-authorization-server") {
         return Some(Endpoint::AuthorizationServerMetadata);
-    }
-    if well_known("openid-configuration")
-        || path == format!("{issuer_path}/.well-known/openid-configuration")
-    {
-        return Some(Endpoint::OpenIdConfiguration);
     }
     if path == "/.well-known/oauth-protected-resource"
         || path.starts_with("/.well-known/oauth-protected-resource/")
@@ -289,7 +279,6 @@ fn dispatch_any(env: &Env, req: &Request, endpoint: Endpoint) -> Option<Response
 fn dispatch_discovery(env: &Env, req: &Request, endpoint: Endpoint) -> Option<Response> {
     Some(match endpoint {
         Endpoint::AuthorizationServerMetadata => metadata::authorization_server(env, req),
-        Endpoint::OpenIdConfiguration => metadata::openid_configuration(env, req),
         Endpoint::ProtectedResourceMetadata => metadata::protected_resource(env, req),
         Endpoint::Jwks => keys::jwks(env, req),
         Endpoint::Health => metadata::health(env, req),
@@ -377,14 +366,13 @@ mod tests {
             route("/auth", "/.well-known/oauth-authorization-server/auth"),
             Some(Endpoint::AuthorizationServerMetadata)
         );
-        assert_eq!(
-            route("/auth", "/.well-known/openid-configuration/auth"),
-            Some(Endpoint::OpenIdConfiguration)
-        );
-        assert_eq!(
-            route("/auth", "/auth/.well-known/openid-configuration"),
-            Some(Endpoint::OpenIdConfiguration)
-        );
+        for openid in [
+            "/.well-known/openid-configuration/auth",
+            "/auth/.well-known/openid-configuration",
+            "/.well-known/openid-configuration",
+        ] {
+            assert_eq!(route("/auth", openid), None, "{openid}");
+        }
     }
 
     #[test]
