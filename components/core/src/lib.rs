@@ -18,6 +18,7 @@ pub mod audit;
 pub mod authorize;
 pub mod cimd;
 pub mod client;
+pub mod client_address;
 pub mod device;
 pub mod env;
 pub mod error;
@@ -248,6 +249,18 @@ fn serve(env: &Env, req: &Request, served: &[Endpoint], dispatch: Dispatch) -> R
             .with_status(status)
             .into_response();
     }
+    // Behind a trusted proxy, every limit and audit event downstream sees the client.
+    let forwarded;
+    let req = match client_address::behind_proxies(&env.settings.trusted_proxies, req) {
+        Some(client) => {
+            forwarded = Request {
+                client_addr: Some(client),
+                ..req.clone()
+            };
+            &forwarded
+        }
+        None => req,
+    };
     let cors = endpoint.is_cors_open();
     if cors && req.method == Method::Options {
         return cors_headers(Response::new(204))
