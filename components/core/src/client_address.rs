@@ -64,7 +64,7 @@ fn header_values(req: &Request, name: &str) -> Option<String> {
     let values: Vec<&str> = req
         .headers
         .iter()
-        .filter(|(n, _)| n == name)
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
         .collect();
     (!values.is_empty()).then(|| values.join(","))
