@@ -46,4 +46,4 @@ pub mod variables;
 
 pub use cache::default_dir as default_cache_dir;
 pub use error::Error;
-pub use server::{Limits, Options, Server, ShutdownHandle};
+pub use server::{Limits, Options, Server, ShutdownHandle, VETTED_CIMD_OUTBOUND_HOST};

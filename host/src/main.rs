@@ -39,6 +39,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
+    /// Serve the host's Prometheus metrics on `GET /metrics` of this address, apart from the
+    /// public listener (off by default: they are not for the public).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// Port to listen on (keeps the `--listen` address; the earlier servers' `--port`).
     #[arg(long)]
     port: Option<u16>,
@@ -134,18 +138,38 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let metrics_listener = match args.metrics_listen {
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|e| format!("cannot listen for metrics on {address}: {e}"))?,
+            ),
+            None => None,
+        };
         // Registered before the "serving" line: a signal sent as soon as it appears is
         // already a graceful stop, not the default action's instant death.
         let signalled = stop_signals()?;
         // The bound address: with `--listen 127.0.0.1:0` the system picks the port.
         let address = listener.local_addr().unwrap_or(args.listen);
+        if let (Some(metrics), Some(requested)) = (&metrics_listener, args.metrics_listen) {
+            let address = metrics.local_addr().unwrap_or(requested);
+            tracing::info!(%address, "metrics on GET /metrics");
+        }
         tracing::info!(%address, manifest = %args.manifest.display(), "serving");
         let stop = server.shutdown_handle();
         tokio::spawn(async move {
             signalled.await;
             stop.shutdown();
         });
-        server.serve(listener).await.map_err(|e| e.to_string())
+        let metrics = async {
+            match metrics_listener {
+                Some(listener) => server.serve_metrics(listener).await,
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(server.serve(listener), metrics)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     })
 }
 

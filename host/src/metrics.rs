@@ -1,16 +1,39 @@
 //! Host metrics in the Prometheus text exposition format (version 0.0.4), served by the host
-//! itself on `/metrics`. Labels are component ids, store labels and status codes only: never a
-//! path, query or value.
+//! itself on `/metrics` of a listener of their own ([`Server::serve_metrics`], `mcp-auth serve
+//! --metrics-listen`), never on the public one: they describe traffic, failures and stores to
+//! whoever asks. Labels are component ids, store labels and status codes only: never a path,
+//! query or value.
+//!
+//! [`Server::serve_metrics`]: crate::Server::serve_metrics
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::request::plain;
+
 /// Upper bounds of the request-duration histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
+
+/// The metrics listener's answer: the metrics for `GET /metrics`, 404 for anything else.
+pub(crate) fn respond<B>(metrics: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
+    if req.uri().path() != "/metrics" || req.method() != Method::GET {
+        return plain(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let mut res = Response::new(Full::new(Bytes::from(metrics.render())));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}
 
 /// Counters and histograms of one host.
 #[derive(Default)]

@@ -34,7 +34,6 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// One permit per instance slot of the pool.
     pub(crate) slots: Arc<Semaphore>,
-    pub(crate) metrics_path: Option<String>,
 }
 
 /// Serves one request. Logs one line: method, route, component, status, duration (never the
@@ -47,14 +46,6 @@ pub(crate) async fn handle(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    if shared.metrics_path.as_deref() == Some(path.as_str()) && method == http::Method::GET {
-        let mut res = Response::new(Full::new(Bytes::from(shared.metrics.render())));
-        res.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        );
-        return res;
-    }
     let Some(route) = shared.app.router.route(&path) else {
         let res = plain(StatusCode::NOT_FOUND, "Not Found");
         shared.metrics.request("none", 404, start.elapsed());
@@ -323,7 +314,7 @@ fn guest_request(
     Ok(Request::from_parts(parts, body))
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+pub(crate) fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *res.status_mut() = status;
     res.headers_mut().insert(

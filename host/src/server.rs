@@ -2,10 +2,16 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -57,6 +63,11 @@ impl Default for Limits {
     }
 }
 
+/// The CIMD entry of `allowed_outbound_hosts` under this host: any https host on port 443,
+/// each one resolved and refused if any of its addresses is private (see [`crate::outbound`]).
+/// It also reaches OpenID Connect providers on public addresses.
+pub const VETTED_CIMD_OUTBOUND_HOST: &str = "https://*:443";
+
 /// How to build a [`Server`]; `Options::default()` is what `mcp-auth serve` does without flags.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -74,10 +85,14 @@ pub struct Options {
     /// Backends by label, instead of opening them from `runtime_config` (for embedding and
     /// tests).
     pub stores: Option<HashMap<String, Arc<dyn Store>>>,
+    /// Values that replace the manifest's defaults of the variables it declares, below
+    /// `.env` and the environment. [`Options::default`] opens Client ID Metadata Documents:
+    /// `cimd_outbound_host` = [`VETTED_CIMD_OUTBOUND_HOST`], which the shipped `spin.toml`
+    /// keeps inert because Spin does not vet wildcard destinations; this host does (see
+    /// [`crate::outbound`]).
+    pub variable_defaults: HashMap<String, String>,
     /// Per-request limits.
     pub limits: Limits,
-    /// Path of the host's own Prometheus endpoint; none: not served.
-    pub metrics_path: Option<String>,
     /// How long [`Server::serve`] waits for in-flight requests after a shutdown.
     pub shutdown_grace: Duration,
     /// Resolves hosts that outbound requests reach only through a wildcard of
@@ -102,8 +117,11 @@ impl Default for Options {
             env_file: None,
             environment: None,
             stores: None,
+            variable_defaults: HashMap::from([(
+                "cimd_outbound_host".to_owned(),
+                VETTED_CIMD_OUTBOUND_HOST.to_owned(),
+            )]),
             limits: Limits::default(),
-            metrics_path: Some("/metrics".to_owned()),
             shutdown_grace: Duration::from_secs(30),
             resolver: Arc::new(SystemResolver),
             outbound_allow_private: false,
@@ -142,7 +160,12 @@ impl Server {
             .env_file
             .unwrap_or_else(|| manifest.dir.join(".env"));
         let dotenv = variables::read_dotenv(&env_file)?;
-        let variables = Variables::resolve(&manifest.variables, &environment, &dotenv)?;
+        let variables = Variables::resolve(
+            &manifest.variables,
+            &environment,
+            &dotenv,
+            &options.variable_defaults,
+        )?;
         let stores = match options.stores {
             Some(stores) => stores,
             None => mcp_auth_kv::open_from_runtime_config(
@@ -174,7 +197,6 @@ impl Server {
             metrics: Arc::new(Metrics::default()),
             limits: options.limits,
             slots,
-            metrics_path: options.metrics_path,
         });
         Ok(Server {
             shared,
@@ -184,8 +206,34 @@ impl Server {
     }
 
     /// Serves HTTP/1.1 on `listener` until [`Server::shutdown`], then waits for in-flight
-    /// requests (up to the grace period) and returns.
+    /// requests (up to the grace period) and returns. Only the manifest's routes are served
+    /// here: `/metrics` is a path like any other (see [`Server::serve_metrics`]).
     pub async fn serve(&self, listener: TcpListener) -> Result<(), Error> {
+        let shared = self.shared.clone();
+        self.accept(listener, move |req, client| {
+            request::handle(shared.clone(), req, client)
+        })
+        .await
+    }
+
+    /// Serves the host's Prometheus metrics on `GET /metrics` of `listener` (anything else is
+    /// a 404) until [`Server::shutdown`]. Give it a listener of its own, on an address only
+    /// the monitoring can reach: the metrics are not for the public.
+    pub async fn serve_metrics(&self, listener: TcpListener) -> Result<(), Error> {
+        let metrics = self.shared.metrics.clone();
+        self.accept(listener, move |req, _| {
+            std::future::ready(crate::metrics::respond(&metrics, &req))
+        })
+        .await
+    }
+
+    /// Accepts HTTP/1.1 connections on `listener`, answering each request with `respond`,
+    /// until [`Server::shutdown`]; then waits for in-flight requests (up to the grace period).
+    async fn accept<F, Fut>(&self, listener: TcpListener, respond: F) -> Result<(), Error>
+    where
+        F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    {
         let mut stop = self.shutdown.subscribe();
         let stopped = async move {
             // An error means the sender is gone, which cannot happen while `self` lives.
@@ -206,10 +254,10 @@ impl Server {
                 },
                 () = &mut stopped => break,
             };
-            let shared = self.shared.clone();
+            let respond = respond.clone();
             let service = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(request::handle(shared, req, client).await) }
+                let response = respond(req, client);
+                async move { Ok::<_, Infallible>(response.await) }
             });
             let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             let conn = graceful.watch(conn);

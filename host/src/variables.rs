@@ -1,7 +1,8 @@
 //! Application variables and the templates that use them.
 //!
-//! Precedence, lowest first: the manifest's `default`, then a `.env` file, then the process
-//! environment. A variable `foo_bar` is read from `SPIN_VARIABLE_FOO_BAR` (Spin's own name) or
+//! Precedence, lowest first: the manifest's `default`, then the host's own defaults
+//! ([`Options::variable_defaults`](crate::Options::variable_defaults)), then a `.env` file,
+//! then the process environment. A variable `foo_bar` is read from `SPIN_VARIABLE_FOO_BAR` (Spin's own name) or
 //! from `FOO_BAR`; when both are set in the same source, the `SPIN_VARIABLE_` one wins, as it is
 //! the more specific. Component variables are templates (`"{{ name }}"`, with literal text around)
 //! over application variables, resolved once at start-up: a missing required variable stops the
@@ -27,16 +28,19 @@ impl std::fmt::Debug for Variables {
 }
 
 impl Variables {
-    /// Resolves every application variable from `env` and the `.env` file's pairs.
+    /// Resolves every application variable from `env`, the `.env` file's pairs and the
+    /// host's defaults (which only replace the defaults of variables the manifest declares).
     pub fn resolve(
         specs: &BTreeMap<String, VariableSpec>,
         env: &HashMap<String, String>,
         dotenv: &HashMap<String, String>,
+        host_defaults: &HashMap<String, String>,
     ) -> Result<Self, Error> {
         let mut values = BTreeMap::new();
         for (name, spec) in specs {
             let value = lookup(env, name)
                 .or_else(|| lookup(dotenv, name))
+                .or_else(|| host_defaults.get(name).cloned())
                 .or_else(|| spec.default.clone());
             match value {
                 Some(v) => {
@@ -143,28 +147,35 @@ mod tests {
     }
 
     #[test]
-    fn precedence_is_default_then_dotenv_then_env() {
+    fn precedence_is_default_then_host_default_then_dotenv_then_env() {
         let base = [("NEEDED", "x")];
-        let v = Variables::resolve(&specs(), &map(&base), &HashMap::new()).unwrap();
+        let v =
+            Variables::resolve(&specs(), &map(&base), &HashMap::new(), &HashMap::new()).unwrap();
         assert_eq!(v.get("foo_bar"), Some("default"));
+        // The host's defaults replace the manifest's, for declared variables only.
+        let host = map(&[("foo_bar", "host"), ("undeclared", "y")]);
+        let v = Variables::resolve(&specs(), &map(&base), &HashMap::new(), &host).unwrap();
+        assert_eq!(v.get("foo_bar"), Some("host"));
+        assert_eq!(v.get("undeclared"), None);
         let dotenv = map(&[("FOO_BAR", "dotenv")]);
-        let v = Variables::resolve(&specs(), &map(&base), &dotenv).unwrap();
+        let v = Variables::resolve(&specs(), &map(&base), &dotenv, &host).unwrap();
         assert_eq!(v.get("foo_bar"), Some("dotenv"));
         let env = map(&[("NEEDED", "x"), ("FOO_BAR", "env")]);
-        let v = Variables::resolve(&specs(), &env, &dotenv).unwrap();
+        let v = Variables::resolve(&specs(), &env, &dotenv, &HashMap::new()).unwrap();
         assert_eq!(v.get("foo_bar"), Some("env"));
         let env = map(&[
             ("NEEDED", "x"),
             ("FOO_BAR", "env"),
             ("SPIN_VARIABLE_FOO_BAR", "spin"),
         ]);
-        let v = Variables::resolve(&specs(), &env, &dotenv).unwrap();
+        let v = Variables::resolve(&specs(), &env, &dotenv, &HashMap::new()).unwrap();
         assert_eq!(v.get("foo_bar"), Some("spin"));
     }
 
     #[test]
     fn missing_required_names_the_variable() {
-        let err = Variables::resolve(&specs(), &HashMap::new(), &HashMap::new()).unwrap_err();
+        let err = Variables::resolve(&specs(), &HashMap::new(), &HashMap::new(), &HashMap::new())
+            .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("`needed`"), "{text}");
         assert!(text.contains("SPIN_VARIABLE_NEEDED"), "{text}");
@@ -173,7 +184,7 @@ mod tests {
     #[test]
     fn templates_expand_and_refuse_unknown_names() {
         let env = map(&[("NEEDED", "n")]);
-        let v = Variables::resolve(&specs(), &env, &HashMap::new()).unwrap();
+        let v = Variables::resolve(&specs(), &env, &HashMap::new(), &HashMap::new()).unwrap();
         assert_eq!(
             v.expand("https://{{ foo_bar }}:{{needed}}/x", None)
                 .unwrap(),

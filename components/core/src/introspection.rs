@@ -1,9 +1,19 @@
 //! Token introspection (RFC 7662) for resource servers.
 //!
-//! Callers authenticate as a registered confidential client or with one of the
-//! `introspection_credentials` pairs (Basic or form); public clients may not introspect
-//! (§4: the endpoint must not become a token-scanning oracle). A token is looked up by its
-//! hash, one `get` for an access token, so no signature is checked per request.
+//! §4: the endpoint must not become a token-scanning oracle, so who may ask decides what it
+//! may see. By default only the resource servers of `introspection_credentials` (Basic or
+//! form) may introspect, each seeing only tokens whose audience it serves; any other token is
+//! `{"active": false}`, exactly as an unknown one. With `introspection_allow_clients`, a
+//! confidential client may introspect too, and sees only tokens issued to itself. Public
+//! clients never may.
+//!
+//! Refresh tokens fall under the same rules, their audience being the resource of their
+//! grant. A resource server never receives one, so it has no use for them; but one of its
+//! audience tells it no more than that grant's access tokens do, and operators' checks that
+//! a rotated or revoked refresh token is inactive keep working.
+//!
+//! A token is looked up by its hash, one `get` for an access token, so no signature is
+//! checked per request.
 
 use serde::Serialize;
 
@@ -12,6 +22,7 @@ use crate::env::Env;
 use crate::error::OAuthError;
 use crate::http::{Params, Request, Response};
 use crate::secret::constant_time_eq;
+use crate::settings::{IntrospectionCredential, Settings};
 use crate::token::post_form;
 use crate::tokens::{self, AccessRecord, RefreshRecord};
 
@@ -21,7 +32,7 @@ pub fn introspect(env: &Env, req: &Request) -> Response {
 }
 
 fn serve(env: &Env, req: &Request, params: &Params) -> Result<Response, OAuthError> {
-    authenticate_caller(env, req, params)?;
+    let caller = authenticate_caller(env, req, params)?;
     let token = params.require("token")?;
     // The hint only orders the look-ups (RFC 7662 §2.1).
     let lookups: [Lookup; 2] = if params.get("token_type_hint") == Some("refresh_token") {
@@ -30,7 +41,7 @@ fn serve(env: &Env, req: &Request, params: &Params) -> Result<Response, OAuthErr
         [access, refresh]
     };
     for lookup in lookups {
-        if let Some(answer) = lookup(env, token)? {
+        if let Some(answer) = lookup(env, token)?.filter(|a| caller.may_see(&env.settings, a)) {
             return Ok(Response::json(200, &answer).no_store());
         }
     }
@@ -98,20 +109,62 @@ fn refresh(env: &Env, token: &str) -> Result<Option<Introspection>, OAuthError> 
     )
 }
 
-/// A configured resource server's credentials, else a confidential client's (RFC 7662 §2.1).
-fn authenticate_caller(env: &Env, req: &Request, params: &Params) -> Result<(), OAuthError> {
-    if let Some((id, secret)) = presented_credentials(req, params) {
-        // Every pair is compared, so timing reveals neither which id matched nor where.
-        let matched = env
-            .settings
-            .introspection_credentials
-            .iter()
-            .fold(false, |found, (i, s)| {
-                found | (constant_time_eq(i, &id) & constant_time_eq(s, &secret))
-            });
-        if matched {
-            return Ok(());
+/// Who asked, which decides the tokens it may see (RFC 7662 §4).
+enum Caller<'a> {
+    /// A resource server of `introspection_credentials`: tokens of its audiences.
+    ResourceServer(&'a IntrospectionCredential),
+    /// A confidential client, under `introspection_allow_clients`: its own tokens.
+    Client(String),
+}
+
+impl Caller<'_> {
+    /// `answer` is an active token's description, with its `aud` and `client_id`.
+    fn may_see(&self, settings: &Settings, answer: &Introspection) -> bool {
+        match self {
+            Caller::ResourceServer(credential) => {
+                let audiences = match credential.audiences.as_slice() {
+                    [] => &settings.resources,
+                    some => some,
+                };
+                // No audience and no configured resource: local development, where tokens
+                // may be for any loopback resource.
+                audiences.is_empty()
+                    || answer
+                        .aud
+                        .as_ref()
+                        .is_some_and(|aud| audiences.contains(aud))
+            }
+            Caller::Client(id) => answer.client_id.as_ref() == Some(id),
         }
+    }
+}
+
+/// A configured resource server's credentials, else (when allowed) a confidential client's
+/// (RFC 7662 §2.1).
+fn authenticate_caller<'s>(
+    env: &'s Env,
+    req: &Request,
+    params: &Params,
+) -> Result<Caller<'s>, OAuthError> {
+    if let Some((id, secret)) = presented_credentials(req, params) {
+        // Every entry is compared, so timing reveals neither which id matched nor where.
+        let matched =
+            env.settings
+                .introspection_credentials
+                .iter()
+                .fold(None, |found, credential| {
+                    let same = constant_time_eq(&credential.id, &id)
+                        & constant_time_eq(credential.secret.expose(), &secret);
+                    found.or(same.then_some(credential))
+                });
+        if let Some(credential) = matched {
+            return Ok(Caller::ResourceServer(credential));
+        }
+    }
+    if !env.settings.introspection_allow_clients {
+        return Err(OAuthError::invalid_client(
+            "only the resource servers of introspection_credentials may introspect tokens",
+        ));
     }
     let caller = client::authenticate(env, req, params)?;
     if !caller.is_confidential() {
@@ -119,7 +172,7 @@ fn authenticate_caller(env: &Env, req: &Request, params: &Params) -> Result<(), 
             "only resource servers and confidential clients may introspect tokens",
         ));
     }
-    Ok(())
+    Ok(Caller::Client(caller.client_id))
 }
 
 fn presented_credentials(req: &Request, params: &Params) -> Option<(String, String)> {

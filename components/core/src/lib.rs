@@ -18,6 +18,7 @@ pub mod audit;
 pub mod authorize;
 pub mod cimd;
 pub mod client;
+pub mod client_address;
 pub mod device;
 pub mod env;
 pub mod error;
@@ -53,8 +54,6 @@ pub use settings::{ConfigError, Settings};
 pub enum Endpoint {
     /// `/.well-known/oauth-authorization-server` (RFC 8414)
     AuthorizationServerMetadata,
-    /// `/.well-known/openid-configuration`
-    OpenIdConfiguration,
     /// `/.well-known/oauth-protected-resource[/…]` (RFC 9728)
     ProtectedResourceMetadata,
     /// `/jwks`
@@ -90,7 +89,6 @@ pub enum Endpoint {
 impl Endpoint {
     pub const ALL: &'static [Endpoint] = &[
         Endpoint::AuthorizationServerMetadata,
-        Endpoint::OpenIdConfiguration,
         Endpoint::ProtectedResourceMetadata,
         Endpoint::Jwks,
         Endpoint::Health,
@@ -109,7 +107,6 @@ impl Endpoint {
     ];
     pub const DISCOVERY: &'static [Endpoint] = &[
         Endpoint::AuthorizationServerMetadata,
-        Endpoint::OpenIdConfiguration,
         Endpoint::ProtectedResourceMetadata,
         Endpoint::Jwks,
         Endpoint::Health,
@@ -135,7 +132,6 @@ impl Endpoint {
         matches!(
             self,
             Endpoint::AuthorizationServerMetadata
-                | Endpoint::OpenIdConfiguration
                 | Endpoint::ProtectedResourceMetadata
                 | Endpoint::Jwks
                 | Endpoint::Register
@@ -149,9 +145,9 @@ impl Endpoint {
 
 /// Which endpoint `path` names, for an issuer whose path is `issuer_path` (`""` or `/p`).
 ///
-/// Well-known documents follow RFC 8414 §3.1 (`/.well-known/oauth-authorization-server/p`)
-/// and OpenID's path-appending variant (`/p/.well-known/openid-configuration`); every other
-/// endpoint lives under the issuer's path.
+/// Well-known documents follow RFC 8414 §3.1 (`/.well-known/oauth-authorization-server/p`);
+/// every other endpoint lives under the issuer's path. There is no OpenID Connect Discovery
+/// document: we issue no ID tokens, and MCP clients ask for RFC 8414 metadata first.
 pub fn route(issuer_path: &str, path: &str) -> Option<Endpoint> {
     let well_known = |name: &str| {
         path == format!("/.well-known/{name}{issuer_path}")
@@ -159,11 +155,6 @@ pub fn route(issuer_path: &str, path: &str) -> Option<Endpoint> {
     };
     if well_known("oauth-authorization-server") {
         return Some(Endpoint::AuthorizationServerMetadata);
-    }
-    if well_known("openid-configuration")
-        || path == format!("{issuer_path}/.well-known/openid-configuration")
-    {
-        return Some(Endpoint::OpenIdConfiguration);
     }
     if path == "/.well-known/oauth-protected-resource"
         || path.starts_with("/.well-known/oauth-protected-resource/")
@@ -258,6 +249,18 @@ fn serve(env: &Env, req: &Request, served: &[Endpoint], dispatch: Dispatch) -> R
             .with_status(status)
             .into_response();
     }
+    // Behind a trusted proxy, every limit and audit event downstream sees the client.
+    let forwarded;
+    let req = match client_address::behind_proxies(&env.settings.trusted_proxies, req) {
+        Some(client) => {
+            forwarded = Request {
+                client_addr: Some(client),
+                ..req.clone()
+            };
+            &forwarded
+        }
+        None => req,
+    };
     let cors = endpoint.is_cors_open();
     if cors && req.method == Method::Options {
         return cors_headers(Response::new(204))
@@ -289,7 +292,6 @@ fn dispatch_any(env: &Env, req: &Request, endpoint: Endpoint) -> Option<Response
 fn dispatch_discovery(env: &Env, req: &Request, endpoint: Endpoint) -> Option<Response> {
     Some(match endpoint {
         Endpoint::AuthorizationServerMetadata => metadata::authorization_server(env, req),
-        Endpoint::OpenIdConfiguration => metadata::openid_configuration(env, req),
         Endpoint::ProtectedResourceMetadata => metadata::protected_resource(env, req),
         Endpoint::Jwks => keys::jwks(env, req),
         Endpoint::Health => metadata::health(env, req),
@@ -377,14 +379,13 @@ mod tests {
             route("/auth", "/.well-known/oauth-authorization-server/auth"),
             Some(Endpoint::AuthorizationServerMetadata)
         );
-        assert_eq!(
-            route("/auth", "/.well-known/openid-configuration/auth"),
-            Some(Endpoint::OpenIdConfiguration)
-        );
-        assert_eq!(
-            route("/auth", "/auth/.well-known/openid-configuration"),
-            Some(Endpoint::OpenIdConfiguration)
-        );
+        for openid in [
+            "/.well-known/openid-configuration/auth",
+            "/auth/.well-known/openid-configuration",
+            "/.well-known/openid-configuration",
+        ] {
+            assert_eq!(route("/auth", openid), None, "{openid}");
+        }
     }
 
     #[test]

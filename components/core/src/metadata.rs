@@ -1,5 +1,10 @@
-//! Discovery documents: authorization server metadata (RFC 8414), its OpenID Connect
-//! Discovery twin, protected resource metadata (RFC 9728), and the health check.
+//! Discovery documents: authorization server metadata (RFC 8414), protected resource
+//! metadata (RFC 9728), and the health check.
+//!
+//! A document claims only what we do: there is no OpenID Connect Discovery document, since
+//! we issue no ID tokens (MCP clients try RFC 8414 first), and protected resource metadata
+//! leaves out `resource_signing_alg_values_supported`, which describes how the resource
+//! server signs its own responses (RFC 9728 §2), not our tokens.
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -29,18 +34,6 @@ pub fn authorization_server(env: &Env, req: &Request) -> Response {
         return refused;
     }
     document(&server_metadata(&env.settings))
-}
-
-/// `GET /.well-known/openid-configuration`: the same document plus the fields OpenID
-/// Connect Discovery 1.0 §3 requires, for clients that probe it first.
-pub fn openid_configuration(env: &Env, req: &Request) -> Response {
-    if let Some(refused) = only_get(req) {
-        return refused;
-    }
-    let mut doc = server_metadata(&env.settings);
-    doc["subject_types_supported"] = json!(["public"]);
-    doc["id_token_signing_alg_values_supported"] = json!([env.settings.signing_algorithm.as_str()]);
-    document(&doc)
 }
 
 /// The RFC 8414 fields. `issuer` is the configured string exactly (§3.3: clients compare it
@@ -97,7 +90,6 @@ pub fn protected_resource(env: &Env, req: &Request) -> Response {
             "authorization_servers": [env.settings.issuer],
             "scopes_supported": env.settings.scopes_supported,
             "bearer_methods_supported": ["header"],
-            "resource_signing_alg_values_supported": [env.settings.signing_algorithm.as_str()],
         })),
         Err(_) => OAuthError::new(
             ErrorCode::NotFound,
@@ -218,36 +210,44 @@ mod tests {
     }
 
     #[test]
-    fn issuer_with_a_path_is_found_at_every_probed_location() {
+    fn issuer_with_a_path_is_found_at_its_rfc8414_location() {
         let h = Harness::with_config(MapConfig::from([(
             "mcp_auth_server_url",
             "https://example.com/tenant1",
         )]));
-        for path in [
-            "/.well-known/oauth-authorization-server/tenant1",
-            "/.well-known/openid-configuration/tenant1",
-            "/tenant1/.well-known/openid-configuration",
-        ] {
-            let res = get(&h, path);
-            assert_eq!(res.status, 200, "{path}");
-            let doc = res.json_body().unwrap();
-            assert_eq!(doc["issuer"], "https://example.com/tenant1");
-            assert_eq!(doc["token_endpoint"], "https://example.com/tenant1/token");
-        }
+        let res = get(&h, "/.well-known/oauth-authorization-server/tenant1");
+        assert_eq!(res.status, 200);
+        let doc = res.json_body().unwrap();
+        assert_eq!(doc["issuer"], "https://example.com/tenant1");
+        assert_eq!(doc["token_endpoint"], "https://example.com/tenant1/token");
     }
 
+    /// We issue no ID tokens, so no document may say we do (OpenID Connect Discovery 1.0
+    /// §3 would promise `id_token_signing_alg_values_supported`).
     #[test]
-    fn openid_configuration_adds_the_oidc_fields() {
-        let h = Harness::new();
-        let doc = get(&h, "/.well-known/openid-configuration")
+    fn no_openid_configuration_is_served_at_any_location() {
+        for issuer in ["http://127.0.0.1:3000", "https://example.com/tenant1"] {
+            let h = Harness::with_config(MapConfig::from([("mcp_auth_server_url", issuer)]));
+            for path in [
+                "/.well-known/openid-configuration",
+                "/.well-known/openid-configuration/tenant1",
+                "/tenant1/.well-known/openid-configuration",
+            ] {
+                let res = get(&h, path);
+                assert_eq!(res.status, 404, "{issuer}: {path}");
+                assert!(!String::from_utf8_lossy(&res.body).contains("id_token"));
+            }
+            let doc = get(
+                &h,
+                &format!(
+                    "/.well-known/oauth-authorization-server{}",
+                    h.env().settings.issuer_path()
+                ),
+            )
             .json_body()
             .unwrap();
-        assert_eq!(doc["subject_types_supported"], json!(["public"]));
-        assert_eq!(
-            doc["id_token_signing_alg_values_supported"],
-            json!(["ES256"])
-        );
-        assert_eq!(doc["issuer"], "http://127.0.0.1:3000");
+            assert!(!doc.to_string().contains("id_token"), "{doc}");
+        }
     }
 
     #[test]
@@ -276,6 +276,8 @@ mod tests {
             doc["authorization_servers"],
             json!(["https://auth.example.com"])
         );
+        // RFC 9728 §2: how the resource server signs its responses is not ours to say.
+        assert!(doc.get("resource_signing_alg_values_supported").is_none());
 
         let req = Request::new(Method::Get, "/.well-known/oauth-protected-resource/other")
             .with_header("host", "mcp.example.com");

@@ -112,9 +112,9 @@ pub struct Settings {
     /// `signing_keys`: base64url raw private keys, comma separated; the first signs, all are
     /// published. Empty: a key is generated once and kept in the store.
     pub signing_keys: Vec<String>,
-    /// `introspection_credentials`: `id:secret` pairs that resource servers may use at
-    /// `/introspect` besides registered confidential clients.
-    pub introspection_credentials: Vec<(String, String)>,
+    /// `introspection_credentials`: the resource servers that may use `/introspect`, each
+    /// seeing only tokens of its audiences (RFC 7662 §4).
+    pub introspection_credentials: Vec<IntrospectionCredential>,
     /// `registration_enabled`: accept dynamic client registration.
     pub registration_enabled: bool,
     /// `cimd_allow_private`: let Client ID Metadata Document URLs point at loopback and
@@ -125,6 +125,12 @@ pub struct Settings {
     /// `machine_clients`: the operator-provisioned confidential clients of the
     /// `client_credentials` grant (see [`MachineClient`]); dynamic registration never grants it.
     pub machine_clients: Vec<MachineClient>,
+    /// `introspection_allow_clients`: let any confidential client introspect the tokens
+    /// issued to itself (default false: only `introspection_credentials` may introspect).
+    pub introspection_allow_clients: bool,
+    /// `trusted_proxies`: CIDRs (comma separated) of proxies whose `X-Forwarded-For` and
+    /// `Forwarded` headers name the client (see [`crate::client_address`]); empty: none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// One `machine_clients` entry, `id:secret scope scope …`: a client that gets tokens for
@@ -135,6 +141,17 @@ pub struct MachineClient {
     pub secret: Secret,
     /// The scopes it may get (each in `scopes_supported`); empty = the default scopes.
     pub scopes: Vec<String>,
+}
+
+/// One `introspection_credentials` entry, `id:secret https://aud1 https://aud2`: a resource
+/// server's credentials and the audiences (RFC 8707 resources) whose tokens it may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntrospectionCredential {
+    pub id: String,
+    pub secret: Secret,
+    /// Normalised resources. Empty: every resource of `mcp_server` (and, when that is empty
+    /// too, any resource: local development).
+    pub audiences: Vec<String>,
 }
 
 /// How many requests each abuse limit lets through per fixed window; `0` switches a limit
@@ -298,6 +315,8 @@ impl Settings {
         }
 
         let machine_clients = machine_clients(&text("machine_clients", ""), &scopes_supported)?;
+        let introspection_credentials =
+            introspection_credentials(&text("introspection_credentials", ""), &resources)?;
 
         Ok(Settings {
             issuer,
@@ -318,10 +337,7 @@ impl Settings {
             consent: flag("consent", true)?,
             signing_algorithm,
             signing_keys: list(&text("signing_keys", "")),
-            introspection_credentials: pairs(
-                &text("introspection_credentials", ""),
-                "introspection_credentials",
-            )?,
+            introspection_credentials,
             registration_enabled: flag("registration_enabled", true)?,
             cimd_allow_private: flag("cimd_allow_private", false)?,
             rate_limits: {
@@ -341,6 +357,8 @@ impl Settings {
                 }
             },
             machine_clients,
+            introspection_allow_clients: flag("introspection_allow_clients", false)?,
+            trusted_proxies: trusted_proxies(&text("trusted_proxies", ""))?,
         })
     }
 
@@ -468,9 +486,57 @@ fn machine_clients(s: &str, supported: &[String]) -> Result<Vec<MachineClient>, 
     Ok(clients)
 }
 
-/// `a:b,c:d` pairs; the value may itself hold colons (PHC hashes do not, but be liberal).
-fn pairs(s: &str, variable: &'static str) -> Result<Vec<(String, String)>, ConfigError> {
-    parse_pairs(s.split(','), variable)
+/// `introspection_credentials`: entries separated by commas, each `id:secret` followed by
+/// the resources it serves, separated by whitespace (none: every configured resource).
+/// Audiences must be resources of `mcp_server` when that is set: anything else is a typo
+/// that would hide every token from the resource server.
+fn introspection_credentials(
+    s: &str,
+    resources: &[String],
+) -> Result<Vec<IntrospectionCredential>, ConfigError> {
+    let variable = "introspection_credentials";
+    let mut credentials = Vec::new();
+    for entry in s.split(',').filter(|e| !e.trim().is_empty()) {
+        let mut words = entry.split_whitespace();
+        let pair = words.next().unwrap_or_default();
+        let (id, secret) = parse_pair(pair, variable)?;
+        let audiences = words
+            .map(|aud| {
+                let normalized = crate::resource::normalize(aud).map_err(|e| ConfigError {
+                    variable,
+                    message: format!("`{id}`: audience `{aud}`: {e}"),
+                })?;
+                if !resources.is_empty() && !resources.contains(&normalized) {
+                    return Err(ConfigError {
+                        variable,
+                        message: format!("`{id}`: audience `{aud}` is not in mcp_server"),
+                    });
+                }
+                Ok(normalized)
+            })
+            .collect::<Result<_, _>>()?;
+        credentials.push(IntrospectionCredential {
+            id,
+            secret: Secret::new(secret),
+            audiences,
+        });
+    }
+    Ok(credentials)
+}
+
+/// `trusted_proxies`: CIDRs or single addresses, separated by commas or whitespace.
+fn trusted_proxies(s: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    list(s)
+        .iter()
+        .map(|v| {
+            v.parse::<ipnet::IpNet>()
+                .or_else(|_| v.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError {
+                    variable: "trusted_proxies",
+                    message: format!("`{v}` is not an IP address or CIDR"),
+                })
+        })
+        .collect()
 }
 
 fn parse_pairs<'a>(
@@ -480,16 +546,19 @@ fn parse_pairs<'a>(
     entries
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .map(|pair| {
-            pair.split_once(':')
-                .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
-                .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-                .ok_or(ConfigError {
-                    variable,
-                    message: "expected name:value pairs separated by commas".into(),
-                })
-        })
+        .map(|pair| parse_pair(pair, variable))
         .collect()
+}
+
+/// `a:b`; the value may itself hold colons (PHC hashes do not, but be liberal).
+fn parse_pair(pair: &str, variable: &'static str) -> Result<(String, String), ConfigError> {
+    pair.split_once(':')
+        .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        .ok_or(ConfigError {
+            variable,
+            message: "expected name:value pairs separated by commas".into(),
+        })
 }
 
 #[cfg(test)]
@@ -625,5 +694,62 @@ mod tests {
             assert_eq!(err.variable, "machine_clients", "{bad}");
             assert!(!err.to_string().contains("hunter2"), "{err}");
         }
+    }
+
+    #[test]
+    fn introspection_credentials_name_their_audiences_and_old_pairs_stay_valid() {
+        let c = MapConfig::from([
+            ("mcp_server", "https://a.example/mcp, https://b.example/mcp"),
+            (
+                "introspection_credentials",
+                "old:s1, rs:s2 https://A.example/mcp  https://b.example/mcp/ ,x:y:z",
+            ),
+        ]);
+        let creds = Settings::from_config(&c).unwrap().introspection_credentials;
+        let summary: Vec<_> = creds
+            .iter()
+            .map(|c| (c.id.as_str(), c.secret.expose(), c.audiences.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("old", "s1", vec![]),
+                (
+                    "rs",
+                    "s2",
+                    vec![
+                        "https://a.example/mcp".to_string(),
+                        "https://b.example/mcp".to_string()
+                    ]
+                ),
+                ("x", "y:z", vec![]),
+            ]
+        );
+        assert!(!format!("{creds:?}").contains("s2"), "secrets never print");
+        for bad in ["rs", "rs:s https://elsewhere.example/mcp", "rs:s not-a-url"] {
+            let c = MapConfig::from([
+                ("mcp_server", "https://a.example/mcp"),
+                ("introspection_credentials", bad),
+            ]);
+            let err = Settings::from_config(&c).unwrap_err();
+            assert_eq!(err.variable, "introspection_credentials", "{bad}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        let c = MapConfig::from([("trusted_proxies", "10.0.0.0/8, 192.0.2.1 ::1")]);
+        let proxies = Settings::from_config(&c).unwrap().trusted_proxies;
+        let shown: Vec<String> = proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.0.2.1/32", "::1/128"]);
+        assert!(Settings::from_config(&MapConfig::default())
+            .unwrap()
+            .trusted_proxies
+            .is_empty());
+        let c = MapConfig::from([("trusted_proxies", "10.0.0.0/33")]);
+        assert_eq!(
+            Settings::from_config(&c).unwrap_err().variable,
+            "trusted_proxies"
+        );
     }
 }

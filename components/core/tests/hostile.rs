@@ -240,7 +240,6 @@ fn every_endpoint(w: &World) -> Vec<(Method, String)> {
             Method::Get,
             "/.well-known/oauth-authorization-server".into(),
         ),
-        (Method::Get, "/.well-known/openid-configuration".into()),
         (Method::Get, "/.well-known/oauth-protected-resource".into()),
         (Method::Get, "/jwks".into()),
         (Method::Get, "/health".into()),

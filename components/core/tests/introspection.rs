@@ -4,6 +4,7 @@ mod token_support;
 
 use mcp_auth_core::audit::AuditKind;
 use mcp_auth_core::testing::Harness;
+use mcp_auth_core::tokens::{self, Grant, Refresh};
 use mcp_auth_core::{Method, Request, Response};
 use serde_json::json;
 use token_support::*;
@@ -38,18 +39,20 @@ fn who_may_introspect() {
             None,
             &[t, ("client_id", "rs"), ("client_secret", "rs-secret")],
         ),
+    ];
+    for res in allowed {
+        assert_eq!(ok_json(&res)["active"], true);
+        assert_eq!(res.header("cache-control"), Some("no-store"));
+    }
+    // RFC 7662 §4: anyone may register a confidential client, so by default one may not
+    // introspect (it could scan for tokens); nor may anyone else but the resource servers.
+    let refused = [
         introspect_as(&h, Some(basic("conf", "s3cret")), &[t]),
         introspect_as(
             &h,
             None,
             &[t, ("client_id", "conf"), ("client_secret", "s3cret")],
         ),
-    ];
-    for res in allowed {
-        assert_eq!(ok_json(&res)["active"], true);
-        assert_eq!(res.header("cache-control"), Some("no-store"));
-    }
-    let refused = [
         introspect_as(&h, None, &[t]),
         introspect_as(&h, None, &[t, ("client_id", "c1")]),
         introspect_as(&h, Some(basic("rs", "wrong")), &[t]),
@@ -66,6 +69,77 @@ fn who_may_introspect() {
     }
     let missing = introspect_as(&h, Some(basic("rs", "rs-secret")), &[]);
     assert_eq!(error_of(&missing), "invalid_request");
+}
+
+/// Tokens for `resource` issued to `client_id` (alice's): (access, refresh).
+fn tokens_for(h: &Harness, client_id: &str, resource: &str) -> (String, String) {
+    let grant = Grant {
+        client_id: client_id.into(),
+        sub: "alice".into(),
+        scope: "mcp:read".into(),
+        resource: resource.into(),
+        auth_time: None,
+        family: tokens::new_family(&h.env()),
+    };
+    let issued = tokens::issue(&h.env(), &grant, Refresh::New).unwrap();
+    (issued.access_token, issued.refresh_token.unwrap())
+}
+
+const OTHER: &str = "https://other.example.com/mcp";
+
+#[test]
+fn each_resource_server_sees_only_tokens_of_its_audiences() {
+    let h = harness_with(&[
+        ("mcp_server", &format!("{RESOURCE}, {OTHER}")),
+        (
+            "introspection_credentials",
+            &format!("rs:rs-secret {RESOURCE}, other:o-secret {OTHER}, all:a-secret"),
+        ),
+    ]);
+    let (mine, mine_refresh) = tokens_for(&h, "c1", RESOURCE);
+    let (theirs, theirs_refresh) = tokens_for(&h, "c1", OTHER);
+    let seen = |who: &str, secret: &str, token: &str| {
+        ok_json(&introspect_as(
+            &h,
+            Some(basic(who, secret)),
+            &[("token", token)],
+        ))
+    };
+    for token in [&mine, &mine_refresh] {
+        assert_eq!(seen("rs", "rs-secret", token)["aud"], RESOURCE);
+        assert_eq!(seen("other", "o-secret", token), json!({"active": false}));
+    }
+    for token in [&theirs, &theirs_refresh] {
+        assert_eq!(seen("rs", "rs-secret", token), json!({"active": false}));
+        assert_eq!(seen("other", "o-secret", token)["aud"], OTHER);
+    }
+    // An entry without audiences serves every configured resource.
+    for token in [&mine, &theirs] {
+        assert_eq!(seen("all", "a-secret", token)["active"], true);
+    }
+}
+
+#[test]
+fn clients_introspect_only_their_own_tokens_and_only_when_allowed() {
+    let h = harness_with(&[("introspection_allow_clients", "true")]);
+    add_client(
+        &h,
+        "conf",
+        Some("s3cret"),
+        &["authorization_code", "refresh_token"],
+    );
+    add_client(&h, "conf2", Some("s3cret2"), &["authorization_code"]);
+    public_client(&h, "pub");
+    let (access, refresh_token) = tokens_for(&h, "conf", RESOURCE);
+    for token in [&access, &refresh_token] {
+        let own = introspect_as(&h, Some(basic("conf", "s3cret")), &[("token", token)]);
+        assert_eq!(ok_json(&own)["client_id"], "conf");
+        let other = introspect_as(&h, Some(basic("conf2", "s3cret2")), &[("token", token)]);
+        assert_eq!(ok_json(&other), json!({"active": false}));
+    }
+    // A public client proves nothing about itself: never.
+    let public = introspect_as(&h, None, &[("token", &access), ("client_id", "pub")]);
+    assert_eq!(error_of(&public), "invalid_client");
 }
 
 #[test]

@@ -11,7 +11,11 @@ use std::path::Path;
 use mcp_auth_core::{route, Config, Endpoint, Group, Settings};
 
 /// Variables the core never reads: only the manifest's `allowed_outbound_hosts` uses them.
-const MANIFEST_ONLY: [&str; 1] = ["cimd_outbound_host"];
+const MANIFEST_ONLY: [&str; 3] = [
+    "cimd_outbound_host",
+    "oidc_outbound_host",
+    "oidc_token_outbound_host",
+];
 
 const COMPONENTS: [(&str, Group); 5] = [
     ("discovery", Group::DISCOVERY),
@@ -201,6 +205,47 @@ fn manifest_only_variables_are_declared_and_in_the_allow_list() {
         assert!(
             hosts.iter().any(|h| h.as_str() == Some(template.as_str())),
             "`{var}` is in no allowed_outbound_hosts entry"
+        );
+    }
+}
+
+/// Issue 16 item 18: Spin does not re-check the addresses of hosts a wildcard allows, so the
+/// default manifest lets `authorize` reach named hosts only, and every entry the defaults
+/// produce is one Spin accepts: `scheme://host[:port]`, no path, not empty.
+#[test]
+fn by_default_authorize_reaches_no_wildcard_host() {
+    let manifest = manifest();
+    let variables = table(&manifest, "variables");
+    let authorize = table(table(&manifest, "component"), "authorize");
+    let default_of = |name: &str| {
+        variables[name]["default"]
+            .as_str()
+            .unwrap_or_else(|| panic!("`{name}` has no string default"))
+            .to_string()
+    };
+    for entry in authorize["allowed_outbound_hosts"].as_array().unwrap() {
+        let template = entry.as_str().unwrap();
+        let expanded = match template
+            .strip_prefix("{{")
+            .and_then(|t| t.strip_suffix("}}"))
+        {
+            Some(name) => default_of(name.trim()),
+            None => template.to_string(),
+        };
+        let (scheme, authority) = expanded
+            .split_once("://")
+            .unwrap_or_else(|| panic!("{template} → {expanded:?}: no scheme"));
+        assert!(
+            ["http", "https"].contains(&scheme),
+            "{template} → {expanded}"
+        );
+        assert!(
+            !authority.is_empty() && !authority.contains('/'),
+            "{template} → {expanded}: Spin wants scheme://host[:port]"
+        );
+        assert!(
+            !authority.contains('*'),
+            "{template} → {expanded}: a wildcard by default"
         );
     }
 }

@@ -67,6 +67,39 @@ async fn serve_logs_forwards_stderr_and_stops_on_sigterm() {
     assert!(!stderr.contains("do-not-log"), "{stderr}");
 }
 
+/// `/metrics` is not public (issue 16 item 15): off by default, and with `--metrics-listen`
+/// served on that address only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_only_on_the_metrics_listen_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let serving = Serving::start(dir.path());
+    let get = |addr, path| support::request(addr, "GET", path, Vec::new(), &[]);
+    // The test guest answers every path (echoing Spin's headers): `/metrics` reaches it
+    // like any other, and no metrics come back.
+    let reaches_the_guest = |(status, body): (u16, String)| {
+        status == 200
+            && body.contains("spin-path-info: /metrics")
+            && !body.contains("mcp_auth_requests_total")
+    };
+    assert!(reaches_the_guest(get(serving.addr, "/metrics").await));
+    serving.terminate();
+
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics_addr = free.local_addr().unwrap();
+    drop(free);
+    let serving = Serving::start_with(dir.path(), &["--metrics-listen", &metrics_addr.to_string()]);
+    get(serving.addr, "/ok").await;
+    let (status, text) = get(metrics_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("mcp_auth_requests_total{component=\"guest\""),
+        "{text}"
+    );
+    assert!(reaches_the_guest(get(serving.addr, "/metrics").await));
+    let (status, stderr) = serving.terminate();
+    assert!(status.success(), "{stderr}");
+}
+
 /// The handlers must be in place before the `serving` line: registered afterwards, by a task
 /// that had not run yet, a busy machine let SIGTERM kill the process outright.
 #[test]
@@ -91,6 +124,11 @@ struct Serving {
 
 impl Serving {
     fn start(dir: &Path) -> Serving {
+        Serving::start_with(dir, &[])
+    }
+
+    /// [`Serving::start`] with more `mcp-auth serve` arguments.
+    fn start_with(dir: &Path, args: &[&str]) -> Serving {
         let manifest = support::write_app(dir, &support::single_component_manifest(""), None);
         let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-guests/cache");
         // Port 0: the system picks the port, and the "serving" line must say which.
@@ -105,6 +143,7 @@ impl Serving {
                 .arg(dir.join("data"))
                 .arg("--cache-dir")
                 .arg(&cache)
+                .args(args)
                 .env("RUST_LOG", "info")
                 .stderr(Stdio::piped())
                 .spawn()

@@ -56,7 +56,7 @@ async fn a_response_waits_for_its_writes_to_be_durable() {
     // must not be told it succeeded.
     let (status, body) = host.get("/kv/set?key=k&value=v").await;
     assert_eq!((status, body.as_str()), (503, "Service Unavailable"));
-    let metrics = host.get("/metrics").await.1;
+    let metrics = host.server.metrics();
     assert!(
         metrics.contains("mcp_auth_store_errors_total{store=\"default\"} 1"),
         "{metrics}"

@@ -238,7 +238,7 @@ async fn misbehaving_guests_fail_alone() {
     assert_eq!(host.get("/big?bytes=100").await.0, 200);
     assert_eq!(host.get("/big?bytes=5000").await.0, 500);
 
-    let metrics = host.get("/metrics").await.1;
+    let metrics = host.server.metrics();
     let traps: u64 = metrics
         .lines()
         .find(|l| l.starts_with("mcp_auth_guest_traps_total{component=\"guest\"}"))
@@ -320,7 +320,7 @@ async fn keyvalue_from_a_guest() {
         (1..=100).collect::<Vec<_>>()
     );
 
-    let metrics = host.get("/metrics").await.1;
+    let metrics = host.server.metrics();
     assert!(
         metrics.contains("mcp_auth_store_errors_total{store=\"broken\"} 1"),
         "{metrics}"
@@ -335,8 +335,7 @@ async fn metrics_count_requests() {
         host.get("/ok").await;
     }
     host.get("/trap").await;
-    let (status, text) = host.get("/metrics").await;
-    assert_eq!(status, 200);
+    let text = host.server.metrics();
     assert!(
         text.contains("mcp_auth_requests_total{component=\"guest\",status=\"200\"} 3"),
         "{text}"
@@ -353,8 +352,47 @@ async fn metrics_count_requests() {
         text.contains("mcp_auth_guest_traps_total{component=\"guest\"} 1"),
         "{text}"
     );
-    assert_eq!(text, host.server.metrics());
     host.stop().await;
+}
+
+/// Issue 16 item 15: the metrics describe traffic, failures and stores; the public listener
+/// must not hand them out. `/metrics` there is a path like any other, and only a listener of
+/// its own serves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_only_on_their_own_listener() {
+    // Only `/ok` is routed: an unknown path is the host's own 404.
+    let manifest = single_component_manifest("").replace("route = \"/...\"", "route = \"/ok\"");
+    let host = TestHost::start(&manifest, None, |_| {}).await;
+    assert_eq!(host.get("/ok").await.0, 200);
+    let unknown = host.get("/no-such-path").await;
+    assert_eq!(unknown.0, 404);
+    assert_eq!(host.get("/metrics").await, unknown);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = listener.local_addr().unwrap();
+    let server = host.server.clone();
+    let metrics = tokio::spawn(async move { server.serve_metrics(listener).await.unwrap() });
+    let (status, text) = request(metrics_addr, "GET", "/metrics", Vec::new(), &[]).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("mcp_auth_requests_total{component=\"guest\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert_eq!(text, host.server.metrics());
+    // The metrics listener serves nothing else, and the main listener still no metrics.
+    assert_eq!(
+        request(metrics_addr, "GET", "/ok", Vec::new(), &[]).await.0,
+        404
+    );
+    assert_eq!(
+        request(metrics_addr, "POST", "/metrics", Vec::new(), &[])
+            .await
+            .0,
+        404
+    );
+    assert_eq!(host.get("/metrics").await, unknown);
+    host.stop().await;
+    metrics.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

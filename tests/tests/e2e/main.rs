@@ -15,6 +15,7 @@ mod chromium;
 mod device;
 mod faults;
 mod local_login;
+mod proxies;
 mod restart;
 mod sdk;
 mod stores;
