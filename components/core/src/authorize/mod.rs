@@ -7,6 +7,7 @@
 //! (`/oauth/callback`) or on our login page (`/login`) → consent (`/consent`) → a code sent
 //! to the client, or a device grant decided.
 
+mod binding;
 mod callback;
 pub(crate) mod consent;
 pub(crate) mod csrf;
