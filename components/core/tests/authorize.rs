@@ -2,8 +2,6 @@
 
 mod authz_support;
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use authz_support::*;
 use mcp_auth_core::audit::AuditKind;
 use mcp_auth_core::grants::{self, DeviceGrant, DeviceStatus};
@@ -221,15 +219,6 @@ fn only_get_is_allowed() {
     let res = h.call(Request::new(Method::Post, "/authorize"));
     assert_eq!(res.status, 405);
     assert_eq!(res.header("allow"), Some("GET"));
-}
-
-fn cheap_hash(password: &str) -> String {
-    let params = Params::new(8, 1, 1, None).unwrap();
-    let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(password.as_bytes(), &salt)
-        .unwrap()
-        .to_string()
 }
 
 /// A harness with `alice` / `wonderland` and the login page of a fresh request.

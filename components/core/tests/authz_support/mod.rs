@@ -6,6 +6,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::Deref;
 
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
 use mcp_auth_core::audit::AuditEvent;
 use mcp_auth_core::client::{self, AuthMethod, Client, ClientMetadata, ClientSource};
 use mcp_auth_core::grants::{self, AuthorizationCode};
@@ -215,12 +217,6 @@ pub fn hidden(page: &Response, name: &str) -> String {
     html[start..start + end].to_string()
 }
 
-/// The cookie a page sets, as a `Cookie` header value.
-pub fn csrf_cookie(page: &Response) -> String {
-    let set = page.header("set-cookie").expect("set-cookie");
-    set.split(';').next().unwrap().to_string()
-}
-
 /// POST a form a page rendered (its `session` and `csrf`, and `fields`) from the default
 /// browser, which holds the page's cookies.
 pub fn post_form(h: &Server, path: &str, page: &Response, fields: &[(&str, &str)]) -> Response {
@@ -242,4 +238,14 @@ pub fn code_record(h: &Harness, client_redirect: &str) -> AuthorizationCode {
     records::get(&h.env(), &grants::code_key(&code))
         .unwrap()
         .expect("code record")
+}
+
+/// The PHC string of `password` under argon2 parameters cheap enough for tests.
+pub fn cheap_hash(password: &str) -> String {
+    let params = Params::new(8, 1, 1, None).unwrap();
+    let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)
+        .unwrap()
+        .to_string()
 }
