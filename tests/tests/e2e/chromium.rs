@@ -375,7 +375,7 @@ fn cross_site_posts_neither_sign_in_nor_approve() {
 
     // Login CSRF: the attacker starts a sign-in of its own and has the user's browser (in
     // the middle of a sign-in of its own) post the attacker's session, token and password
-    // from another site.
+    // from another site. The sign-in is not this browser's: refused.
     let login = scene.open_login(&client_id);
     let attacker = Browser::new();
     let to_login = attacker.get(&authorization_url(&host.base, &client_id, STATE));
@@ -390,7 +390,7 @@ fn cross_site_posts_neither_sign_in_nor_approve() {
         .site
         .put("/login-csrf", &auto_submit(&form.action, &fields));
     c.goto(&scene.site.url("/login-csrf"));
-    c.wait_for_title("Request refused");
+    c.wait_for_title("Sign-in refused");
     assert_eq!(c.status(), 403);
     let still = attacker.get(&attacker_login.url);
     assert_eq!(still.status, 200, "the attacker's sign-in is still open");

@@ -141,7 +141,7 @@ fn submit(env: &Env, req: &Request) -> Result<Response, Response> {
     let password = params.get("password").unwrap_or_default();
     // Every try counts as a failure until it proves right (then it is forgiven), before
     // argon2 runs, so that parallel guesses cannot slip past the limits. The address first:
-    // one address over its limit no longer eats into the budget of the names it tries.
+    // an address over its limit does not eat into the budget of the names it tries.
     let ip = req.client_addr.as_deref().unwrap_or_default();
     let counted = limits::enforce(
         env,
