@@ -242,3 +242,20 @@ fn every_step_needs_the_cookie_even_with_a_valid_session() {
     }
     assert_eq!(everything(&h), before);
 }
+
+#[test]
+fn two_device_forms_open_in_one_browser_both_submit() {
+    // Two tabs of the device page: the second does not invalidate the first one's token.
+    let h = harness(&[]);
+    let first = get(&h, "/device");
+    let second = get(&h, "/device");
+    for form in [&first, &second] {
+        let res = h.call(Request::form(
+            "/device",
+            &[("csrf", &hidden(form, "csrf")), ("user_code", "AAAA-BBBB")],
+        ));
+        // A wrong code, but past the CSRF check: the form again, not a refusal.
+        assert_eq!(res.status, 400, "{}", body(&res));
+        assert!(body(&res).contains("not valid or has expired"));
+    }
+}
