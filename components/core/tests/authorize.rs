@@ -554,25 +554,6 @@ fn allow_list_refuses_other_users_and_audits() {
 
 // --- device verification page (RFC 8628 §3.3) ---
 
-const USER_CODE: &str = "WDJBMJHT";
-
-/// A pending device grant as `/device/code` would have stored it; its key.
-fn device_grant(h: &Server) -> String {
-    let env = h.env();
-    let key = grants::device_key("device-code-1");
-    let grant = DeviceGrant {
-        client_id: CLIENT.into(),
-        scope: "mcp:read".into(),
-        resource: RESOURCE.into(),
-        user_code: USER_CODE.into(),
-        status: DeviceStatus::Pending,
-    };
-    let exp = Some(env.now() + 600);
-    records::put(&env, &key, &grant, exp).unwrap();
-    records::put(&env, &grants::user_code_key(USER_CODE), &key, exp).unwrap();
-    key
-}
-
 /// `/device` → code → login → the device consent page.
 fn device_consent_page(h: &Server) -> Response {
     let form = get(h, "/device?user_code=WDJB-MJHT");

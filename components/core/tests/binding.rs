@@ -5,8 +5,6 @@
 mod authz_support;
 
 use authz_support::*;
-use mcp_auth_core::grants::{self, DeviceGrant, DeviceStatus};
-use mcp_auth_core::records;
 use mcp_auth_core::testing::FakeUpstream;
 use mcp_auth_core::{Method, Request, Response};
 
@@ -129,18 +127,7 @@ fn the_upstream_callback_must_come_back_to_the_browser_that_left() {
 #[test]
 fn a_device_sign_in_belongs_to_the_browser_that_entered_the_code() {
     let h = harness(&[]);
-    let env = h.env();
-    let key = grants::device_key("device-code-1");
-    let grant = DeviceGrant {
-        client_id: CLIENT.into(),
-        scope: "mcp:read".into(),
-        resource: RESOURCE.into(),
-        user_code: "WDJBMJHT".into(),
-        status: DeviceStatus::Pending,
-    };
-    let exp = Some(env.now() + 600);
-    records::put(&env, &key, &grant, exp).unwrap();
-    records::put(&env, &grants::user_code_key("WDJBMJHT"), &key, exp).unwrap();
+    device_grant(&h);
 
     let entry = get(&h, "/device");
     let csrf = hidden(&entry, "csrf");

@@ -10,7 +10,7 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use mcp_auth_core::audit::AuditEvent;
 use mcp_auth_core::client::{self, AuthMethod, Client, ClientMetadata, ClientSource};
-use mcp_auth_core::grants::{self, AuthorizationCode};
+use mcp_auth_core::grants::{self, AuthorizationCode, DeviceGrant, DeviceStatus};
 use mcp_auth_core::records;
 use mcp_auth_core::testing::{Harness, MapConfig};
 use mcp_auth_core::{handle, Endpoint, Method, Request, Response};
@@ -248,4 +248,23 @@ pub fn cheap_hash(password: &str) -> String {
         .hash_password(password.as_bytes(), &salt)
         .unwrap()
         .to_string()
+}
+
+pub const USER_CODE: &str = "WDJBMJHT";
+
+/// A pending device grant as `/device/code` would have stored it; its key.
+pub fn device_grant(h: &Harness) -> String {
+    let env = h.env();
+    let key = grants::device_key("device-code-1");
+    let grant = DeviceGrant {
+        client_id: CLIENT.into(),
+        scope: "mcp:read".into(),
+        resource: RESOURCE.into(),
+        user_code: USER_CODE.into(),
+        status: DeviceStatus::Pending,
+    };
+    let exp = Some(env.now() + 600);
+    records::put(&env, &key, &grant, exp).unwrap();
+    records::put(&env, &grants::user_code_key(USER_CODE), &key, exp).unwrap();
+    key
 }
