@@ -21,6 +21,27 @@
 //! 1.3 × 10^-8, and any of N codes live at once with at most N × 1.3 × 10^-8. The price is
 //! that someone who keeps spending the global budget makes the page answer 429 for everyone
 //! until the minute ends; the per-session limit keeps one person's typos from doing so.
+//!
+//! # Guessing passwords on the built-in login
+//!
+//! A sign-in allows 5 tries, but sign-ins cost nothing to start, and every try costs an
+//! argon2 hash (tens of milliseconds of CPU and megabytes of memory at the usual parameters):
+//! unlimited, it is both a guessing attack and a denial of service. So failed logins are also
+//! counted per user name and per client address, over all sign-ins, in 15-minute windows;
+//! like device codes, every try counts until it proves right and is forgiven, and the
+//! counting happens before argon2.
+//! The address is counted first, so an address over its limit is refused before it touches
+//! the budget of the names it tries.
+//!
+//! - Per user name (default 10 per 15 minutes): at most 960 guesses a day at one account,
+//!   whatever the number of addresses; a password outside the ~10^6 most common ones holds
+//!   for years. The price: anyone can keep one account locked out by spending its budget
+//!   every window (its owner sees a 429 with `Retry-After`, at most 15 minutes at a time);
+//!   an operator who prefers availability raises the limit, or sets 0 to switch it off.
+//! - Per client address (default 30 per 15 minutes): one address makes at most 30 argon2
+//!   hashes of failures per window, and spraying many user names from it goes no faster.
+//!   Behind a proxy that is not trusted all users share the proxy's address; the default
+//!   leaves room for an office of people mistyping.
 
 use crate::env::{Env, StoreError};
 use crate::error::{ErrorCode, OAuthError};
@@ -44,6 +65,10 @@ pub enum Limit {
     DeviceFailuresPerSession,
     /// Wrong user codes from everyone, per minute.
     DeviceFailuresGlobal,
+    /// Failed logins per user name, per 15 minutes.
+    LoginFailuresPerUser,
+    /// Failed logins per client IP address, per 15 minutes.
+    LoginFailuresPerIp,
 }
 
 impl Limit {
@@ -54,6 +79,8 @@ impl Limit {
             Limit::TokenPerClient => "token-client",
             Limit::DeviceFailuresPerSession => "device-session",
             Limit::DeviceFailuresGlobal => "device",
+            Limit::LoginFailuresPerUser => "login-user",
+            Limit::LoginFailuresPerIp => "login-ip",
         }
     }
 
@@ -63,6 +90,7 @@ impl Limit {
             Limit::RegisterPerIp | Limit::RegisterGlobal => 3600,
             Limit::TokenPerClient | Limit::DeviceFailuresGlobal => 60,
             Limit::DeviceFailuresPerSession => 600,
+            Limit::LoginFailuresPerUser | Limit::LoginFailuresPerIp => 900,
         }
     }
 
@@ -74,6 +102,8 @@ impl Limit {
             Limit::TokenPerClient => limits.token_per_client,
             Limit::DeviceFailuresPerSession => limits.device_failures_per_session,
             Limit::DeviceFailuresGlobal => limits.device_failures_global,
+            Limit::LoginFailuresPerUser => limits.login_failures_per_user,
+            Limit::LoginFailuresPerIp => limits.login_failures_per_ip,
         }
     }
 }
@@ -148,7 +178,7 @@ pub fn count(env: &Env, limit: Limit, subject: &str) -> Result<Counted, Refused>
     })
 }
 
-/// Take back a counted use (a device code that turned out right). Best effort: a store
+/// Take back a counted use (a device code or a password that turned out right). Best effort: a store
 /// error here leaves one use too many counted until the window ends, which is harmless.
 pub fn forgive(env: &Env, counted: Counted) {
     if let Some(key) = counted.counter_of {

@@ -173,6 +173,12 @@ pub struct RateLimits {
     /// `rate_limit_device_failures_global`: wrong user codes per minute from everyone
     /// together (default 30). This one makes guessing infeasible; see [`crate::limits`].
     pub device_failures_global: u64,
+    /// `rate_limit_login_failures_per_user`: failed logins on the built-in login page per
+    /// user name per 15 minutes (default 10). The trade-off is in [`crate::limits`].
+    pub login_failures_per_user: u64,
+    /// `rate_limit_login_failures_per_ip`: failed logins per client IP address per 15
+    /// minutes (default 30).
+    pub login_failures_per_ip: u64,
 }
 
 impl Default for RateLimits {
@@ -183,6 +189,8 @@ impl Default for RateLimits {
             token_per_client: 60,
             device_failures_per_session: 5,
             device_failures_global: 30,
+            login_failures_per_user: 10,
+            login_failures_per_ip: 30,
         }
     }
 }
@@ -353,6 +361,14 @@ impl Settings {
                     device_failures_global: count(
                         "rate_limit_device_failures_global",
                         d.device_failures_global,
+                    )?,
+                    login_failures_per_user: count(
+                        "rate_limit_login_failures_per_user",
+                        d.login_failures_per_user,
+                    )?,
+                    login_failures_per_ip: count(
+                        "rate_limit_login_failures_per_ip",
+                        d.login_failures_per_ip,
                     )?,
                 }
             },

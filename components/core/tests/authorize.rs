@@ -2,14 +2,11 @@
 
 mod authz_support;
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use authz_support::*;
 use mcp_auth_core::audit::AuditKind;
 use mcp_auth_core::client::ClientSource;
 use mcp_auth_core::grants::{self, DeviceGrant, DeviceStatus};
 use mcp_auth_core::records;
-use mcp_auth_core::testing::Harness;
 use mcp_auth_core::upstream::local::MAX_ATTEMPTS;
 use mcp_auth_core::{Method, Request, Response};
 
@@ -29,7 +26,7 @@ fn assert_error_redirect(res: &Response, error: &str) {
 }
 
 /// A 400 page, not a redirect, and nothing stored.
-fn assert_page_and_nothing_stored(h: &Harness, changes: &Changes) {
+fn assert_page_and_nothing_stored(h: &Server, changes: &Changes) {
     let before = h.store.snapshot();
     let res = authorize(h, changes);
     assert_eq!(res.status, 400, "{}", body(&res));
@@ -39,7 +36,7 @@ fn assert_page_and_nothing_stored(h: &Harness, changes: &Changes) {
 }
 
 /// Sign in as the development user from a `/login?session=` redirect.
-fn sign_in_demo(h: &Harness, login_url: &str) -> Response {
+fn sign_in_demo(h: &Server, login_url: &str) -> Response {
     let path = login_url.strip_prefix(ISSUER).unwrap();
     let page = get(h, path);
     assert_eq!(page.status, 200, "{}", body(&page));
@@ -226,17 +223,8 @@ fn only_get_is_allowed() {
     assert_eq!(res.header("allow"), Some("GET"));
 }
 
-fn cheap_hash(password: &str) -> String {
-    let params = Params::new(8, 1, 1, None).unwrap();
-    let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(password.as_bytes(), &salt)
-        .unwrap()
-        .to_string()
-}
-
 /// A harness with `alice` / `wonderland` and the login page of a fresh request.
-fn alice_login_page() -> (Harness, Response) {
+fn alice_login_page() -> (Server, Response) {
     let users = format!("alice:{}", cheap_hash("wonderland"));
     let h = harness(&[("local_users", users.as_str())]);
     let res = authorize(&h, &[]);
@@ -249,13 +237,6 @@ fn alice_login_page() -> (Harness, Response) {
 #[test]
 fn local_users_sign_in_with_their_argon2_password() {
     let (h, page) = alice_login_page();
-    let cookie = page.header("set-cookie").unwrap();
-    assert!(
-        cookie.contains("HttpOnly")
-            && cookie.contains("SameSite=Strict")
-            && cookie.contains("Path=/")
-    );
-    assert!(!cookie.contains("Secure"), "http issuer: no Secure");
     let done = post_form(
         &h,
         "/login",
@@ -327,32 +308,26 @@ fn unknown_user_is_a_wrong_password() {
 }
 
 #[test]
-fn login_csrf_must_match_cookie_and_store() {
+fn login_csrf_must_match_the_stored_token() {
     let (h, page) = alice_login_page();
-    let session = hidden(&page, "session");
-    let csrf = hidden(&page, "csrf");
-    let fields = |csrf: &str| {
-        vec![
-            ("session".to_string(), session.clone()),
-            ("csrf".to_string(), csrf.to_string()),
-            ("username".to_string(), "alice".to_string()),
-            ("password".to_string(), "wonderland".to_string()),
-        ]
-    };
-    let post = |csrf: &str, cookie: &str| {
-        let f = fields(csrf);
-        let pairs: Vec<(&str, &str)> = f.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        h.call(Request::form("/login", &pairs).with_header("cookie", cookie))
+    let alice = [("username", "alice"), ("password", "wonderland")];
+    let with_csrf = |csrf: Option<&str>| {
+        let mut pairs = vec![("session", hidden(&page, "session"))];
+        pairs.extend(csrf.map(|c| ("csrf", c.to_string())));
+        pairs.extend(alice.iter().map(|(k, v)| (*k, v.to_string())));
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Request::form("/login", &pairs)
     };
     let before = h.store.snapshot();
-    // Cookie and form agree but differ from the stored token (a forged pair).
-    assert_eq!(post("forged", "mcp_auth_csrf=forged").status, 403);
-    // The form is right but the cookie is missing or different.
-    assert_eq!(post(&csrf, "other=1").status, 403);
-    assert_eq!(post(&csrf, "mcp_auth_csrf=forged").status, 403);
+    // From the right browser, but the form's token is forged or missing.
+    assert_eq!(h.call(with_csrf(Some("forged"))).status, 403);
+    assert_eq!(h.call(with_csrf(None)).status, 403);
+    // A double-submitted pair of our device form's kind proves nothing here.
+    let pair = with_csrf(Some("forged")).with_header("cookie", "mcp_auth_csrf=forged");
+    assert_eq!(h.call(pair).status, 403);
     assert_eq!(h.store.snapshot(), before);
     // Nothing was counted as an attempt: the real form still works.
-    let done = post(&csrf, &csrf_cookie(&page));
+    let done = post_form(&h, "/login", &page, &alice);
     assert_eq!(code_record(&h, location(&done)).sub, "alice");
 }
 
@@ -380,13 +355,16 @@ fn demo_user_is_announced_on_loopback_and_cookie_is_secure_on_https() {
         ("local_users", users.as_str()),
     ]);
     let res = authorize(&h, &[]);
+    let cookie = res.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("__Host-mcp_auth_flow_"), "{cookie}");
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
     let page = get(
         &h,
         location(&res)
             .strip_prefix("https://auth.example.com")
             .unwrap(),
     );
-    assert!(page.header("set-cookie").unwrap().ends_with("; Secure"));
+    assert_eq!(page.status, 200, "{}", body(&page));
 }
 
 #[test]
@@ -399,7 +377,7 @@ fn unknown_session_is_a_page() {
 }
 
 /// Consent on: `/authorize` → login → the consent page.
-fn consent_page(h: &Harness) -> Response {
+fn consent_page(h: &Server) -> Response {
     let res = authorize(h, &[("scope", Some("mcp:read"))]);
     let page = sign_in_demo(h, location(&res));
     assert_eq!(page.status, 200, "{}", body(&page));
@@ -492,6 +470,7 @@ fn consent_refuses_a_forged_form() {
         ],
     )
     .with_header("cookie", "mcp_auth_csrf=x");
+    // From the browser that signed in, with a forged token.
     assert_eq!(h.call(forged).status, 403);
     let bad_decision = post_form(&h, "/consent", &page, &[("decision", "maybe")]);
     assert_eq!(bad_decision.status, 400);
@@ -557,16 +536,11 @@ fn allow_list_refuses_other_users_and_audits() {
     let res = authorize(&h, &[]);
     let path = location(&res).strip_prefix(ISSUER).unwrap().to_string();
     let page = get(&h, &path);
-    let req = Request::form(
+    let req = form_of(
         "/login",
-        &[
-            ("session", &hidden(&page, "session")),
-            ("csrf", &hidden(&page, "csrf")),
-            ("username", "demo"),
-            ("password", "demo"),
-        ],
-    )
-    .with_header("cookie", &csrf_cookie(&page));
+        &page,
+        &[("username", "demo"), ("password", "demo")],
+    );
     let (refused, audit) = call_audited(&h, req);
     assert_eq!(refused.status, 403);
     assert!(refused.header("location").is_none());
@@ -582,35 +556,16 @@ fn allow_list_refuses_other_users_and_audits() {
 
 // --- device verification page (RFC 8628 §3.3) ---
 
-const USER_CODE: &str = "WDJBMJHT";
-
-/// A pending device grant as `/device/code` would have stored it; its key.
-fn device_grant(h: &Harness) -> String {
-    let env = h.env();
-    let key = grants::device_key("device-code-1");
-    let grant = DeviceGrant {
-        client_id: CLIENT.into(),
-        scope: "mcp:read".into(),
-        resource: RESOURCE.into(),
-        user_code: USER_CODE.into(),
-        status: DeviceStatus::Pending,
-    };
-    let exp = Some(env.now() + 600);
-    records::put(&env, &key, &grant, exp).unwrap();
-    records::put(&env, &grants::user_code_key(USER_CODE), &key, exp).unwrap();
-    key
-}
-
 /// `/device` → code → login → the device consent page.
-fn device_consent_page(h: &Harness) -> Response {
+fn device_consent_page(h: &Server) -> Response {
     let form = get(h, "/device?user_code=WDJB-MJHT");
     assert_eq!(form.status, 200);
     assert!(body(&form).contains(r#"value="WDJB-MJHT""#));
     let csrf = hidden(&form, "csrf");
-    let res = h.call(
-        Request::form("/device", &[("csrf", &csrf), ("user_code", "wdjb-mjht")])
-            .with_header("cookie", &csrf_cookie(&form)),
-    );
+    let res = h.call(Request::form(
+        "/device",
+        &[("csrf", &csrf), ("user_code", "wdjb-mjht")],
+    ));
     let page = sign_in_demo(h, location(&res));
     assert_eq!(page.status, 200, "{}", body(&page));
     let html = body(&page);
@@ -620,16 +575,8 @@ fn device_consent_page(h: &Harness) -> Response {
     page
 }
 
-fn decide_device(h: &Harness, page: &Response, decision: &str) -> (Response, Vec<AuditKind>) {
-    let req = Request::form(
-        "/consent",
-        &[
-            ("session", &hidden(page, "session")),
-            ("csrf", &hidden(page, "csrf")),
-            ("decision", decision),
-        ],
-    )
-    .with_header("cookie", &csrf_cookie(page));
+fn decide_device(h: &Server, page: &Response, decision: &str) -> (Response, Vec<AuditKind>) {
+    let req = form_of("/consent", page, &[("decision", decision)]);
     let (res, audit) = call_audited(h, req);
     (res, audit.into_iter().map(|e| e.event).collect())
 }
@@ -672,22 +619,19 @@ fn unknown_device_code_re_renders_the_form() {
     device_grant(&h);
     let form = get(&h, "/device");
     let before = h.store.state();
-    let res = h.call(
-        Request::form(
-            "/device",
-            &[("csrf", &hidden(&form, "csrf")), ("user_code", "AAAA-BBBB")],
-        )
-        .with_header("cookie", &csrf_cookie(&form)),
-    );
+    let res = h.call(Request::form(
+        "/device",
+        &[("csrf", &hidden(&form, "csrf")), ("user_code", "AAAA-BBBB")],
+    ));
     assert_eq!(res.status, 400);
     assert!(res.header("location").is_none());
     assert!(body(&res).contains("not valid or has expired"));
     assert!(body(&res).contains(r#"value="AAAA-BBBB""#));
     assert_eq!(h.store.state(), before);
-    // Without the CSRF cookie the form is refused.
-    let res = h.call(Request::form(
-        "/device",
-        &[("csrf", "x"), ("user_code", USER_CODE)],
-    ));
+    // Without the CSRF cookie (another browser) the form is refused.
+    let res = Browser::new().call(
+        &h,
+        Request::form("/device", &[("csrf", "x"), ("user_code", USER_CODE)]),
+    );
     assert_eq!(res.status, 403);
 }

@@ -5,7 +5,7 @@
 mod authz_support;
 
 use authz_support::*;
-use mcp_auth_core::testing::{FakeUpstream, Harness};
+use mcp_auth_core::testing::FakeUpstream;
 use mcp_auth_core::{Method, Request, Response};
 use serde_json::json;
 
@@ -13,7 +13,7 @@ use serde_json::json;
 const DCR: &str = "dcr-client";
 
 /// Sign in as the development user from the response of `/authorize`.
-fn sign_in(h: &Harness, authorize: &Response) -> Response {
+fn sign_in(h: &Server, authorize: &Response) -> Response {
     let path = location(authorize)
         .strip_prefix(ISSUER)
         .unwrap()
@@ -33,7 +33,7 @@ fn is_consent_page(res: &Response) -> bool {
 }
 
 /// A 400 page naming `error`, no redirect, nothing stored.
-fn assert_error_page(h: &Harness, changes: &Changes, error: &str) {
+fn assert_error_page(h: &Server, changes: &Changes, error: &str) {
     let before = h.store.snapshot();
     let res = authorize(h, changes);
     assert_eq!(res.status, 400, "{}", body(&res));

@@ -5,7 +5,7 @@
 #[path = "authz_support/mod.rs"]
 mod authz_support;
 
-use authz_support::{hidden, location, post_form, query_of};
+use authz_support::{hidden, location, post_form, query_of, Server};
 use mcp_auth_core::testing::{Harness, MapConfig};
 use mcp_auth_core::{Method, Request, Response};
 use serde_json::{json, Value};
@@ -26,7 +26,7 @@ fn form(path: &str, pairs: &[(&str, &str)]) -> Request {
 
 /// Discovery → registration → sign-in → code, as a public native client would do it.
 /// Returns the client id and the code.
-fn sign_in(h: &Harness, omit_redirect_uri: bool) -> (String, String) {
+fn sign_in(h: &Server, omit_redirect_uri: bool) -> (String, String) {
     let meta = json_of(&h.call(Request::new(
         Method::Get,
         "/.well-known/oauth-authorization-server",
@@ -102,7 +102,7 @@ fn sign_in(h: &Harness, omit_redirect_uri: bool) -> (String, String) {
     (client_id, params["code"].clone())
 }
 
-fn redeem(h: &Harness, client_id: &str, code: &str, redirect_uri: &str) -> Response {
+fn redeem(h: &Server, client_id: &str, code: &str, redirect_uri: &str) -> Response {
     h.call(form(
         "/token",
         &[
@@ -116,7 +116,7 @@ fn redeem(h: &Harness, client_id: &str, code: &str, redirect_uri: &str) -> Respo
     ))
 }
 
-fn introspect(h: &Harness, token: &str) -> Value {
+fn introspect(h: &Server, token: &str) -> Value {
     json_of(
         &h.call(
             form("/introspect", &[("token", token)])
@@ -125,12 +125,12 @@ fn introspect(h: &Harness, token: &str) -> Value {
     )
 }
 
-fn harness() -> Harness {
+fn harness() -> Server {
     // Resource servers introspect with rs:rs-secret ("cnM6cnMtc2VjcmV0" in Basic).
-    Harness::with_config(MapConfig::from([(
+    Server::new(Harness::with_config(MapConfig::from([(
         "introspection_credentials",
         "rs:rs-secret",
-    )]))
+    )])))
 }
 
 #[test]

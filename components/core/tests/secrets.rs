@@ -9,7 +9,7 @@ use std::cell::RefCell;
 
 use argon2::password_hash::SaltString;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
-use authz_support::{csrf_cookie, hidden, location, query_of};
+use authz_support::{form_of, hidden, location, query_of, Browser};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use jwt_simple::prelude::*;
@@ -29,6 +29,8 @@ const MACHINE: (&str, &str) = ("svc", "svc-secret-0123456789abcdef");
 /// A server, with everything it ever wrote to its audit log and its store.
 struct Observed {
     h: Harness,
+    /// The browser every request comes from.
+    browser: Browser,
     /// Every audit line, and every stored key and value seen after any request.
     seen: RefCell<String>,
     /// The secrets handed out so far.
@@ -56,6 +58,7 @@ impl Observed {
         }
         Observed {
             h: Harness::with_config(config),
+            browser: Browser::new(),
             seen: RefCell::new(String::new()),
             secrets: RefCell::new(vec![
                 PASSWORD.to_string(),
@@ -67,7 +70,20 @@ impl Observed {
 
     fn call(&self, req: Request) -> Response {
         let env = self.h.env();
-        let res = handle(&env, &req, Endpoint::ALL);
+        let res = handle(&env, &self.browser.prepare(req), Endpoint::ALL);
+        self.browser.receive(&res);
+        // Cookie values (the browser binding of a sign-in, CSRF tokens) are secrets too.
+        for (_, set) in res.headers.iter().filter(|(n, _)| n == "set-cookie") {
+            let value = set
+                .split(';')
+                .next()
+                .and_then(|p| p.split_once('='))
+                .unwrap()
+                .1;
+            if !value.is_empty() {
+                self.secrets.borrow_mut().push(value.to_string());
+            }
+        }
         let mut seen = self.seen.borrow_mut();
         for event in env.take_audit() {
             seen.push_str(&event.to_line());
@@ -98,12 +114,9 @@ impl Observed {
         res.json_body().unwrap()
     }
 
-    /// POST the form of `page` (its CSRF pair and session) with `fields`.
+    /// POST the form of `page` (its CSRF token and session) with `fields`.
     fn submit(&self, path: &str, page: &Response, fields: &[(&str, &str)]) -> Response {
-        let (session, csrf) = (hidden(page, "session"), hidden(page, "csrf"));
-        let mut pairs = vec![("session", session.as_str()), ("csrf", csrf.as_str())];
-        pairs.extend_from_slice(fields);
-        self.call(Request::form(path, &pairs).with_header("cookie", &csrf_cookie(page)))
+        self.call(form_of(path, page, fields))
     }
 
     /// From a login URL: sign in as alice and approve; what consent answers.
@@ -252,16 +265,13 @@ fn no_secret_is_ever_logged_or_stored_in_plain_text() {
     );
     let device_code = o.secret(&device["device_code"]);
     let entry = o.call(Request::new(Method::Get, "/device"));
-    let res = o.call(
-        form(
-            "/device",
-            &[
-                ("csrf", &hidden(&entry, "csrf")),
-                ("user_code", device["user_code"].as_str().unwrap()),
-            ],
-        )
-        .with_header("cookie", &csrf_cookie(&entry)),
-    );
+    let res = o.call(form(
+        "/device",
+        &[
+            ("csrf", &hidden(&entry, "csrf")),
+            ("user_code", device["user_code"].as_str().unwrap()),
+        ],
+    ));
     assert_eq!(o.sign_in_and_approve(location(&res)).status, 200);
     let polled = o.json(
         form(

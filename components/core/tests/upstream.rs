@@ -9,13 +9,13 @@ use base64::Engine;
 use mcp_auth_core::audit::{AuditEvent, AuditKind};
 use mcp_auth_core::http::{Method, OutgoingRequest};
 use mcp_auth_core::pkce;
-use mcp_auth_core::testing::{FakeUpstream, Harness};
+use mcp_auth_core::testing::FakeUpstream;
 use mcp_auth_core::{Clock, Request, Response, UpstreamError, UpstreamResponse};
 use serde_json::json;
 
 const TM: &str = "http://tm.example:8000";
 
-fn taskmanager(extra: &[(&str, &str)]) -> Harness {
+fn taskmanager(extra: &[(&str, &str)]) -> Server {
     let mut settings = vec![
         ("upstream_provider", "taskmanager"),
         ("taskmanager_oauth_host", TM),
@@ -30,12 +30,12 @@ fn form_of(request: &OutgoingRequest) -> std::collections::BTreeMap<String, Stri
     form_urlencoded::parse(&request.body).into_owned().collect()
 }
 
-fn sent(h: &Harness) -> Vec<OutgoingRequest> {
+fn sent(h: &Server) -> Vec<OutgoingRequest> {
     h.upstream.sent.lock().unwrap().clone()
 }
 
 /// A TaskManager that issues `tok` for any code and says it belongs to user 42.
-fn answer_taskmanager(h: &Harness) {
+fn answer_taskmanager(h: &Server) {
     h.upstream.answer(|r| match r.url.as_str() {
         u if u == format!("{TM}/api/oauth/token") => Ok(FakeUpstream::json(
             200,
@@ -51,12 +51,12 @@ fn answer_taskmanager(h: &Harness) {
 }
 
 /// `/authorize` → the provider's authorize URL; its parameters.
-fn start(h: &Harness) -> std::collections::BTreeMap<String, String> {
+fn start(h: &Server) -> std::collections::BTreeMap<String, String> {
     let res = authorize(h, &[]);
     query_of(location(&res))
 }
 
-fn callback(h: &Harness, query: &str) -> Response {
+fn callback(h: &Server, query: &str) -> Response {
     get(h, &format!("/oauth/callback?{query}"))
 }
 
@@ -213,7 +213,7 @@ fn unknown_or_expired_state_is_a_page() {
 }
 
 /// The provider's return with a good code for sign-in `state`, and its audit events.
-fn signed_in_upstream(h: &Harness, state: &str) -> (Response, Vec<AuditEvent>) {
+fn signed_in_upstream(h: &Server, state: &str) -> (Response, Vec<AuditEvent>) {
     let path = format!("/oauth/callback?code=c&state={state}");
     call_audited(h, Request::new(Method::Get, &path))
 }
@@ -320,7 +320,7 @@ fn github_bad_code_answered_with_200_is_refused() {
 
 const IDP: &str = "https://idp.example";
 
-fn oidc() -> Harness {
+fn oidc() -> Server {
     harness(&[
         ("upstream_provider", "oidc"),
         ("oidc_issuer", IDP),
@@ -339,7 +339,7 @@ fn id_token(claims: serde_json::Value) -> String {
 }
 
 /// A provider whose token endpoint answers with `token_body` (built from the nonce sent).
-fn answer_oidc(h: &Harness, token_body: serde_json::Value) {
+fn answer_oidc(h: &Server, token_body: serde_json::Value) {
     let discovery = json!({
         "issuer": IDP,
         "authorization_endpoint": format!("{IDP}/authorize"),
@@ -354,7 +354,7 @@ fn answer_oidc(h: &Harness, token_body: serde_json::Value) {
     });
 }
 
-fn claims(h: &Harness, nonce: &str) -> serde_json::Value {
+fn claims(h: &Server, nonce: &str) -> serde_json::Value {
     json!({"iss": IDP, "sub": "alice-sub", "aud": "oidc-client",
            "exp": h.clock.now() + 300, "nonce": nonce})
 }
@@ -461,7 +461,7 @@ fn missing_client_secret_fails_only_the_sign_in() {
 }
 
 /// Signs in at the fake GitHub as `user` (its `/user` answer); the response of our callback.
-fn github_sign_in_as(h: &Harness, user: serde_json::Value) -> Response {
+fn github_sign_in_as(h: &Server, user: serde_json::Value) -> Response {
     let q = query_of(location(&authorize(h, &[])));
     h.upstream.answer(move |r| match r.url.as_str() {
         "https://github.com/login/oauth/access_token" => Ok(FakeUpstream::json(

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::device::{device_authorization, poll};
 use crate::support::chromium::{Chromium, Key};
 use crate::support::site::Site;
+use crate::support::taskmanager::{self, FakeTaskManager};
 use crate::support::*;
 
 const STATE: &str = "st-1";
@@ -117,6 +118,10 @@ fn login_by_keyboard_and_consent_by_mouse_end_at_the_client_with_a_code() {
     assert!(c.exists("input#username[type=text][autocomplete=username]"));
     assert!(c.exists("input#password[type=password][autocomplete=current-password]"));
     assert_eq!(c.text("form button[type=submit]"), "Sign in");
+    // Who asks and where the user will be sent, before any password is typed.
+    let login = c.text("body");
+    assert!(login.contains("E2E Client asks you to sign in"), "{login}");
+    assert!(login.contains("sent to 127.0.0.1"), "{login}");
     scene.sign_in_by_keyboard();
 
     c.wait_for_title("Authorize access");
@@ -375,7 +380,7 @@ fn cross_site_posts_neither_sign_in_nor_approve() {
 
     // Login CSRF: the attacker starts a sign-in of its own and has the user's browser (in
     // the middle of a sign-in of its own) post the attacker's session, token and password
-    // from another site.
+    // from another site. The sign-in is not this browser's: refused.
     let login = scene.open_login(&client_id);
     let attacker = Browser::new();
     let to_login = attacker.get(&authorization_url(&host.base, &client_id, STATE));
@@ -390,7 +395,7 @@ fn cross_site_posts_neither_sign_in_nor_approve() {
         .site
         .put("/login-csrf", &auto_submit(&form.action, &fields));
     c.goto(&scene.site.url("/login-csrf"));
-    c.wait_for_title("Request refused");
+    c.wait_for_title("Sign-in refused");
     assert_eq!(c.status(), 403);
     let still = attacker.get(&attacker_login.url);
     assert_eq!(still.status, 200, "the attacker's sign-in is still open");
@@ -418,6 +423,50 @@ fn cross_site_posts_neither_sign_in_nor_approve() {
     c.wait_for_title("Request refused");
     assert_eq!(c.status(), 403);
     assert!(!scene.client_was_called(), "{:?}", scene.site.requests());
+}
+
+#[test]
+fn the_return_from_a_provider_on_another_site_still_finds_the_sign_in() {
+    // TaskManager as `localhost`, we as `127.0.0.1`: two sites, so its redirect back to our
+    // /oauth/callback is a cross-site navigation, which must still carry the cookie that
+    // binds the sign-in to this browser (`SameSite=Lax`; `Strict` would lose it).
+    let tm = FakeTaskManager::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tm_site = tm.base.replace("127.0.0.1", "localhost");
+    let options = HostOptions::default()
+        .variable("UPSTREAM_PROVIDER", "taskmanager")
+        .variable("TASKMANAGER_OAUTH_HOST", &tm_site)
+        .variable("TASKMANAGER_CLIENT_ID", taskmanager::CLIENT_ID)
+        .variable("TASKMANAGER_CLIENT_SECRET", taskmanager::CLIENT_SECRET);
+    let host = Host::start(dir.path(), &options);
+    tm.register_redirect_uri(&host.url("/oauth/callback"));
+    let client = Browser::new();
+    let client_id = register_public_client(&client, &host.base);
+    let c = Chromium::start();
+
+    c.goto(&authorization_url(&host.base, &client_id, STATE));
+    c.wait_for_title("TaskManager");
+    assert!(c.url().starts_with(&tm_site), "{}", c.url());
+    c.script(
+        "document.querySelector('input[name=username]').value = arguments[0];
+         document.querySelector('input[name=password]').value = arguments[1];
+         document.forms[0].submit();",
+        vec![
+            Value::from(taskmanager::USERNAME),
+            Value::from(taskmanager::PASSWORD),
+        ],
+    );
+    c.wait_for_title("Authorize access");
+    assert!(
+        c.url().starts_with(&host.url("/oauth/callback")),
+        "{}",
+        c.url()
+    );
+    c.click("button[value=approve]");
+    c.wait_for("the client's redirect URI", |c| {
+        c.url().starts_with(REDIRECT)
+    });
+    assert_eq!(query_of(&c.url())["state"], STATE);
 }
 
 #[test]

@@ -1,13 +1,88 @@
 //! The authorization-code flow with the built-in login (the default provider; `demo`/`demo`
-//! exists because the issuer is on loopback): discovery, registration, /authorize, login,
-//! consent, /token, introspection, ForwardAuth `/verify`, refresh rotation, revocation, and a
-//! replayed code.
+//! exists because the issuer and the browser are on loopback): discovery, registration,
+//! /authorize, login, consent, /token, introspection, ForwardAuth `/verify`, refresh
+//! rotation, revocation, and a replayed code. Then the sign-in's binding to the browser that
+//! started it: a login link handed to someone else is refused, and one browser runs several
+//! sign-ins at once.
 
 use serde_json::json;
 
 use crate::support::*;
 
 on_each_store!(flow);
+
+#[test]
+fn a_sign_in_continues_only_in_the_browser_that_started_it() {
+    with_host(Store::Embedded, |host| {
+        let base = host.base.as_str();
+        let attacker = Browser::new();
+        let client_id = register_public_client(&attacker, base);
+        // The attacker starts a sign-in and sends its login link to the victim.
+        let to_login = attacker.get(&authorization_url(base, &client_id, "st-1"));
+        let login_link = to_login.location();
+        let attacker_login = attacker.get(&login_link);
+        assert_eq!(attacker_login.status, 200, "{}", attacker_login.body);
+
+        let victim = Browser::new();
+        let refused = victim.get(&login_link);
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert!(refused.body.contains("started in another browser"));
+        // Even submitting the attacker's form (its session and token) signs nobody in.
+        let refused = victim.submit(
+            &attacker_login,
+            &[("username", "demo"), ("password", "demo")],
+        );
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        // So there is no signed-in sign-in for the attacker to approve: its own browser still
+        // sees the login page, as before the victim came.
+        let still = attacker.get(&login_link);
+        assert_eq!(still.status, 200, "{}", still.body);
+        assert!(still.body.contains(r#"name="username""#));
+
+        // The other way round: the victim's own sign-in reaches consent, and the attacker,
+        // holding its session and form token, cannot approve it.
+        let to_login = victim.get(&authorization_url(base, &client_id, "st-1"));
+        let login = victim.follow(&to_login);
+        let consent = victim.submit(&login, &[("username", "demo"), ("password", "demo")]);
+        assert_eq!(consent.status, 200, "{}", consent.body);
+        let approval = attacker.submit(&consent, &[("decision", "approve")]);
+        assert_eq!(approval.status, 403, "{}", approval.body);
+        let back = victim.submit(&consent, &[("decision", "approve")]);
+        let code = client_redirect_code(&back, base);
+        assert_eq!(redeem(&victim, base, &client_id, &code).status, 200);
+    });
+}
+
+#[test]
+fn one_browser_runs_two_sign_ins_in_parallel() {
+    with_host(Store::Embedded, |host| {
+        let base = host.base.as_str();
+        let browser = Browser::new();
+        let first = register_public_client(&browser, base);
+        let second = register_public_client(&browser, base);
+        // Both authorization requests first (two servers authorized at once), then both
+        // sign-ins and decisions, crosswise.
+        let to_first = browser.get(&authorization_url(base, &first, "st-1"));
+        let to_second = browser.get(&authorization_url(base, &second, "st-1"));
+        let login_first = browser.follow(&to_first);
+        let login_second = browser.follow(&to_second);
+        let demo = [("username", "demo"), ("password", "demo")];
+        let consent_second = browser.submit(&login_second, &demo);
+        let consent_first = browser.submit(&login_first, &demo);
+        assert_eq!(consent_first.status, 200, "{}", consent_first.body);
+        assert_eq!(consent_second.status, 200, "{}", consent_second.body);
+        let back_first = browser.submit(&consent_first, &[("decision", "approve")]);
+        let back_second = browser.submit(&consent_second, &[("decision", "approve")]);
+        for (client_id, back) in [(&first, &back_first), (&second, &back_second)] {
+            let code = client_redirect_code(back, base);
+            let tokens = tokens_of(&redeem(&browser, base, client_id, &code));
+            assert_eq!(
+                introspect(&browser, base, text(&tokens, "access_token"))["client_id"],
+                client_id.as_str()
+            );
+        }
+    });
+}
 
 fn flow(host: &Host) {
     let browser = Browser::new();

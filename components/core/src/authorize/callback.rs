@@ -25,7 +25,7 @@ fn complete(env: &Env, req: &Request) -> Result<Response, Response> {
     let params = req
         .query_params()
         .map_err(|err| bad_request(&err.description))?;
-    let pending = Pending::find(env, params.get("state"))?;
+    let pending = Pending::find(env, req, params.get("state"))?;
     // Single use: a replayed or concurrent callback finds the sign-in taken.
     if pending.record.stage != Stage::SigningIn
         || !pending.claim_sign_in(env).map_err(unavailable)?
@@ -33,12 +33,10 @@ fn complete(env: &Env, req: &Request) -> Result<Response, Response> {
         return Err(bad_request("This sign-in has already been completed."));
     }
     if let Some(error) = params.get("error") {
-        pending.discard(env);
-        return Err(refused_upstream(env, &pending, error));
+        return Err(pending.discard(env, refused_upstream(env, &pending, error)));
     }
     let Some(code) = params.get("code") else {
-        pending.discard(env);
-        return Err(bad_request("The identity provider sent no code."));
+        return Err(pending.discard(env, bad_request("The identity provider sent no code.")));
     };
     let record = &pending.record;
     match upstream::identify(
@@ -48,10 +46,7 @@ fn complete(env: &Env, req: &Request) -> Result<Response, Response> {
         record.nonce.as_deref(),
     ) {
         Ok(identity) => Ok(signed_in(env, pending, identity)),
-        Err(failure) => {
-            pending.discard(env);
-            Err(failure.page())
-        }
+        Err(failure) => Err(pending.discard(env, failure.page())),
     }
 }
 

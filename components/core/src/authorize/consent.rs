@@ -1,10 +1,9 @@
 //! After sign-in: the allow-list, consent, and the outcome — a code sent to the client
 //! (RFC 6749 §4.1.2) or a device grant decided (RFC 8628 §3.3).
 
-use super::pending::{Flow, Pending, Stage};
+use super::pending::{redirect_host, Flow, Pending, Stage};
 use super::{approval, bad_request, csrf, either, method_not_allowed, redirect, unavailable};
 use crate::audit::{AuditEvent, AuditKind};
-use crate::client;
 use crate::env::Env;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grants::{self, AuthorizationCode, DeviceGrant, DeviceStatus};
@@ -29,14 +28,16 @@ pub fn signed_in(env: &Env, mut pending: Pending, user: Identity) -> Response {
             .iter()
             .any(|entry| upstream::same_user(&env.settings.provider, entry, &user))
         {
-            pending.discard(env);
             env.audit(event(AuditKind::SignInRefused).reason("not in allowed_users"));
-            return pages::error_page(
-                403,
-                "Access refused",
-                &format!(
-                    "The account `{}` may not use this server.",
-                    user.username.as_deref().unwrap_or(&sub)
+            return pending.discard(
+                env,
+                pages::error_page(
+                    403,
+                    "Access refused",
+                    &format!(
+                        "The account `{}` may not use this server.",
+                        user.username.as_deref().unwrap_or(&sub)
+                    ),
                 ),
             );
         }
@@ -71,13 +72,13 @@ fn decide(env: &Env, req: &Request) -> Result<Response, Response> {
     let params = req
         .form_params()
         .map_err(|err| bad_request(&err.description))?;
-    let pending = Pending::find(env, params.get("session"))?;
+    let pending = Pending::find(env, req, params.get("session"))?;
     let Stage::AwaitingConsent { sub, auth_time } = &pending.record.stage else {
         return Err(bad_request(
             "There is nothing to decide yet: please sign in first.",
         ));
     };
-    if !csrf::verify(req, &params, Some(&pending.record.csrf)) {
+    if !csrf::verify_stored(&params, &pending.record.csrf) {
         return Err(csrf::refused());
     }
     let decision = match params.get("decision") {
@@ -133,8 +134,7 @@ fn finish(env: &Env, pending: &Pending, sub: &str, auth_time: u64, decision: Dec
             client_id,
         } => decide_device(env, device_key, client_id, sub, auth_time, decision),
     };
-    pending.discard(env);
-    response
+    pending.discard(env, response)
 }
 
 /// RFC 8628 §3.3: record the decision on the device grant; the device learns it by polling.
@@ -181,28 +181,14 @@ fn decide_device(
 /// The consent page: who asks (the client's name), where the user will be sent (the
 /// redirect URI's host, shown prominently: a client may pick a misleading name), what for.
 fn consent_page(env: &Env, pending: &Pending) -> Result<Response, Response> {
-    let display_name = |client_id: &str| -> Result<String, Response> {
-        match client::find(env, client_id) {
-            Ok(Some(client)) => Ok(client.display_name().to_string()),
-            Ok(None) => Err(bad_request("The client is no longer registered.")),
-            Err(err) => Err(pages::error_page(
-                err.status,
-                "Invalid request",
-                &err.description,
-            )),
-        }
-    };
-    let (name, scope, resource, detail) = match &pending.record.flow {
+    let flow = &pending.record.flow;
+    let (name, scope, resource, detail) = match flow {
         Flow::Code(request) => {
-            let host = url::Url::parse(&request.redirect_uri)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_string))
-                .unwrap_or_else(|| request.redirect_uri.clone());
             let detail = format!(
                 r#"<p>After you decide you will be sent to <span class="host">{}</span>.</p>"#,
-                escape(&host)
+                escape(&redirect_host(&request.redirect_uri))
             );
-            let name = display_name(&request.client_id)?;
+            let name = flow.client_name(env)?;
             (
                 name,
                 request.scope.clone(),
@@ -219,7 +205,7 @@ fn consent_page(env: &Env, pending: &Pending) -> Result<Response, Response> {
                 r#"<p>Check that your device shows the code <span class="host">{}</span>.</p>"#,
                 escape(&display_user_code(&grant.user_code))
             );
-            let name = display_name(&grant.client_id)?;
+            let name = flow.client_name(env)?;
             (name, grant.scope, grant.resource, detail)
         }
     };
@@ -249,7 +235,7 @@ fn consent_page(env: &Env, pending: &Pending) -> Result<Response, Response> {
     if let Flow::Code(request) = &pending.record.flow {
         page = page.with_form_redirect_to(&request.redirect_uri);
     }
-    Ok(csrf::with_cookie(page, &env.settings, &pending.record.csrf))
+    Ok(page)
 }
 
 /// `ABCDEFGH` → `ABCD-EFGH`, as RFC 8628 §6.1 suggests showing it.

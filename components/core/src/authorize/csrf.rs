@@ -1,7 +1,13 @@
-//! CSRF protection of our forms (login, consent, device code): the token travels in a
-//! hidden field and in a cookie (`HttpOnly; SameSite=Strict`), and, for a sign-in in
-//! progress, is also stored with the pending authorization. A POST must carry all of them,
-//! equal.
+//! CSRF protection of our forms (login, consent, device code): a token travels in a hidden
+//! field, and a POST must bring it back.
+//!
+//! - The forms of a sign-in in progress (login, consent) check it against the token stored
+//!   with the pending authorization, whose browser cookie (see [`super::binding`]) the
+//!   request must carry too: the cookie is per sign-in, so several sign-ins in one browser
+//!   keep their own tokens.
+//! - The device code form comes before any sign-in: its token is double-submitted, in the
+//!   field and in a cookie (`HttpOnly; SameSite=Strict`), which stays the same across the
+//!   browser's device forms so that several can be open at once.
 
 use crate::http::{Params, Request, Response};
 use crate::pages;
@@ -13,7 +19,8 @@ pub const COOKIE: &str = "mcp_auth_csrf";
 /// The form field holding the token.
 pub const FIELD: &str = "csrf";
 
-/// `response` with the cookie carrying `token` (`Secure` when the issuer is https).
+/// `response` with the double-submit cookie carrying `token` (`Secure` when the issuer is
+/// https).
 pub fn with_cookie(response: Response, settings: &Settings, token: &str) -> Response {
     let secure = if settings.issuer.starts_with("https://") {
         "; Secure"
@@ -34,12 +41,28 @@ pub fn field(token: &str) -> String {
     )
 }
 
-/// Does the form's token equal the cookie's, and the stored one when there is one?
-pub fn verify(req: &Request, form: &Params, stored: Option<&str>) -> bool {
-    let (Some(sent), Some(cookie)) = (form.get(FIELD), req.cookie(COOKIE)) else {
-        return false;
-    };
-    constant_time_eq(sent, cookie) && stored.is_none_or(|stored| constant_time_eq(sent, stored))
+/// The double-submit token this browser already has, if it looks like one of ours: reused
+/// so that a second device form does not invalidate the first.
+pub fn existing(req: &Request) -> Option<&str> {
+    req.cookie(COOKIE).filter(|t| {
+        t.len() == 43
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// Double submit: does the form's token equal the cookie's?
+pub fn verify(req: &Request, form: &Params) -> bool {
+    match (form.get(FIELD), req.cookie(COOKIE)) {
+        (Some(sent), Some(cookie)) => constant_time_eq(sent, cookie),
+        _ => false,
+    }
+}
+
+/// A sign-in's form: does the form's token equal the one stored with the sign-in?
+pub fn verify_stored(form: &Params, stored: &str) -> bool {
+    form.get(FIELD)
+        .is_some_and(|sent| constant_time_eq(sent, stored))
 }
 
 /// The page for a form that fails the check.
@@ -65,13 +88,23 @@ mod tests {
     }
 
     #[test]
-    fn form_cookie_and_store_must_agree() {
+    fn form_and_cookie_or_store_must_agree() {
         let form = Params::parse(b"csrf=abc").unwrap();
-        assert!(verify(&post(Some("abc")), &form, Some("abc")));
-        assert!(verify(&post(Some("abc")), &form, None));
-        assert!(!verify(&post(Some("abd")), &form, Some("abc")));
-        assert!(!verify(&post(Some("abc")), &form, Some("xyz")));
-        assert!(!verify(&post(None), &form, Some("abc")));
-        assert!(!verify(&post(Some("abc")), &Params::default(), Some("abc")));
+        assert!(verify(&post(Some("abc")), &form));
+        assert!(!verify(&post(Some("abd")), &form));
+        assert!(!verify(&post(None), &form));
+        assert!(!verify(&post(Some("abc")), &Params::default()));
+        assert!(verify_stored(&form, "abc"));
+        assert!(!verify_stored(&form, "xyz"));
+        assert!(!verify_stored(&Params::default(), "abc"));
+    }
+
+    #[test]
+    fn only_well_formed_tokens_are_reused() {
+        let token = "a".repeat(43);
+        assert_eq!(existing(&post(Some(&token))), Some(token.as_str()));
+        assert_eq!(existing(&post(Some("short"))), None);
+        assert_eq!(existing(&post(Some(&"<".repeat(43)))), None);
+        assert_eq!(existing(&post(None)), None);
     }
 }

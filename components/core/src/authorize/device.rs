@@ -16,7 +16,7 @@ pub fn device_verification(env: &Env, req: &Request) -> Response {
         // RFC 8628 §3.3.1: `verification_uri_complete` carries the code to prefill.
         Method::Get => {
             let params = req.query_params().unwrap_or_default();
-            form(env, 200, params.get("user_code"), None)
+            form(env, req, 200, params.get("user_code"), None)
         }
         Method::Post => submit(env, req),
         _ => method_not_allowed("GET, POST"),
@@ -28,7 +28,7 @@ fn submit(env: &Env, req: &Request) -> Response {
         Ok(params) => params,
         Err(err) => return bad_request(&err.description),
     };
-    if !csrf::verify(req, &params, None) {
+    if !csrf::verify(req, &params) {
         return csrf::refused();
     }
     // Every entry counts as a wrong one until it proves right (then it is forgiven), so that
@@ -58,6 +58,7 @@ fn submit(env: &Env, req: &Request) -> Response {
         }
         Ok(_) => form(
             env,
+            req,
             400,
             Some(user_code),
             Some("That code is not valid or has expired. Check the code on your device."),
@@ -76,10 +77,18 @@ fn too_many(retry_after: u64) -> Response {
     .with_header("retry-after", &retry_after.to_string())
 }
 
-/// The code entry form, with a fresh CSRF token (double-submit: there is no sign-in yet to
-/// store it with).
-fn form(env: &Env, status: u16, user_code: Option<&str>, error: Option<&str>) -> Response {
-    let token = Secret::generate(env);
+/// The code entry form, with the browser's CSRF token or a fresh one (double-submit: there
+/// is no sign-in yet to store it with).
+fn form(
+    env: &Env,
+    req: &Request,
+    status: u16,
+    user_code: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let token = csrf::existing(req)
+        .map(Secret::new)
+        .unwrap_or_else(|| Secret::generate(env));
     let error = error
         .map(|e| format!(r#"<p class="error">{}</p>"#, escape(e)))
         .unwrap_or_default();

@@ -8,6 +8,7 @@
 //! to the client, or a device grant decided.
 
 mod approval;
+mod binding;
 mod callback;
 pub(crate) mod consent;
 pub(crate) mod csrf;

@@ -6,13 +6,18 @@
 //! store never holds it. Steps that must happen once use claims on the record's key:
 //! [`Claim::Redeem`] for finishing sign-in, [`Claim::Decide`] for the consent decision,
 //! [`Claim::Attempt`] counts password tries.
+//!
+//! The id alone continues nothing: every step also needs the browser's cookie for this
+//! sign-in (see [`super::binding`]), which [`Pending::find`] checks.
 
 use serde::{Deserialize, Serialize};
 
+use super::binding;
 use super::request::AuthorizationRequest;
 use super::{bad_request, unavailable};
+use crate::client;
 use crate::env::{Env, StoreError};
-use crate::http::Response;
+use crate::http::{Request, Response};
 use crate::pkce;
 use crate::records::{self, Claim};
 use crate::secret::{hash, Secret};
@@ -29,6 +34,9 @@ pub struct PendingAuthorization {
     pub nonce: Option<String>,
     /// The CSRF token of this sign-in's forms (see [`super::csrf`]).
     pub csrf: String,
+    /// SHA-256 of the secret in the cookie of the browser that started the sign-in (see
+    /// [`super::binding`]).
+    pub browser: String,
     pub stage: Stage,
 }
 
@@ -52,6 +60,28 @@ impl Flow {
             Flow::Device { client_id, .. } => client_id,
         }
     }
+
+    /// The name the client goes by, for the pages that say who asks.
+    pub fn client_name(&self, env: &Env) -> Result<String, Response> {
+        match client::find(env, self.client_id()) {
+            Ok(Some(client)) => Ok(client.display_name().to_string()),
+            Ok(None) => Err(bad_request("The client is no longer registered.")),
+            Err(err) => Err(crate::pages::error_page(
+                err.status,
+                "Invalid request",
+                &err.description,
+            )),
+        }
+    }
+}
+
+/// The host of a redirect URI, shown prominently where the user learns where they will be
+/// sent (a client may pick a misleading name; its redirect host is what counts).
+pub fn redirect_host(redirect_uri: &str) -> String {
+    url::Url::parse(redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| redirect_uri.to_string())
 }
 
 /// Where the sign-in stands.
@@ -69,9 +99,11 @@ pub fn key(id: &str) -> String {
     format!("pending/{}", hash(id))
 }
 
-/// Store a new pending authorization for `flow` and send the user to sign in.
+/// Store a new pending authorization for `flow`, bind it to this browser and send the user
+/// to sign in.
 pub fn begin(env: &Env, flow: Flow) -> Response {
     let id = Secret::generate(env);
+    let browser = Secret::generate(env);
     let verifier = Secret::generate(env);
     let nonce = upstream::uses_nonce(&env.settings.provider)
         .then(|| Secret::generate(env).expose().to_string());
@@ -91,6 +123,7 @@ pub fn begin(env: &Env, flow: Flow) -> Response {
         upstream_verifier: verifier.expose().to_string(),
         nonce,
         csrf: Secret::generate(env).expose().to_string(),
+        browser: browser.hash(),
         stage: Stage::SigningIn,
     };
     let expires_at = env.now() + env.settings.session_timeout;
@@ -98,7 +131,12 @@ pub fn begin(env: &Env, flow: Flow) -> Response {
         return unavailable(err);
     }
     records::maybe_sweep(env);
-    Response::redirect(&location)
+    binding::set_cookie(
+        Response::redirect(&location),
+        &env.settings,
+        id.expose(),
+        &browser,
+    )
 }
 
 /// A pending authorization read back from the store.
@@ -112,9 +150,10 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// The live pending authorization that `id` (as sent by the user) names, or the page to
-    /// show when there is none.
-    pub fn find(env: &Env, id: Option<&str>) -> Result<Pending, Response> {
+    /// The live pending authorization that `id` (as sent by the user) names, when `req`
+    /// comes from the browser that started it; otherwise the page to show. A refusal
+    /// changes nothing: the sign-in stays usable for its browser.
+    pub fn find(env: &Env, req: &Request, id: Option<&str>) -> Result<Pending, Response> {
         let gone = || {
             bad_request(
                 "This sign-in is unknown or has expired. Please start again from your application.",
@@ -123,6 +162,9 @@ impl Pending {
         let id = id.filter(|id| id.len() <= 128).ok_or_else(gone)?;
         let key = key(id);
         match records::get_with_expiry::<PendingAuthorization>(env, &key) {
+            Ok(Some((record, _))) if !binding::holds(req, &env.settings, id, &record.browser) => {
+                Err(binding::refused())
+            }
             Ok(Some((record, expires_at))) => Ok(Pending {
                 id: id.to_string(),
                 record,
@@ -155,10 +197,12 @@ impl Pending {
         records::update(env, &self.key, &self.record, self.expires_at)
     }
 
-    /// Forget the sign-in (done, refused or failed). Best effort: every path that discards
-    /// has first claimed the record or used up its attempts, so a record a store error
-    /// leaves behind is unusable anyway.
-    pub fn discard(&self, env: &Env) {
+    /// Forget the sign-in (done, refused or failed), and clear its cookie with `response`,
+    /// the last page of the sign-in. Best effort: every path that discards has first claimed
+    /// the record or used up its attempts, so a record a store error leaves behind is
+    /// unusable anyway.
+    pub fn discard(&self, env: &Env, response: Response) -> Response {
         let _ = records::delete(env, &self.key);
+        binding::clear_cookie(response, &env.settings, &self.id)
     }
 }

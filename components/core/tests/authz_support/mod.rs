@@ -2,11 +2,15 @@
 //! request, and following the redirects of a sign-in.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::ops::Deref;
 
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
 use mcp_auth_core::audit::AuditEvent;
 use mcp_auth_core::client::{self, AuthMethod, Client, ClientMetadata, ClientSource};
-use mcp_auth_core::grants::{self, AuthorizationCode};
+use mcp_auth_core::grants::{self, AuthorizationCode, DeviceGrant, DeviceStatus};
 use mcp_auth_core::records;
 use mcp_auth_core::testing::{Harness, MapConfig};
 use mcp_auth_core::{handle, Endpoint, Method, Request, Response};
@@ -22,12 +26,12 @@ pub const ISSUER: &str = "http://127.0.0.1:3000";
 /// [`CLIENT`] is operator-provisioned, so that consent off lets sign-ins go straight to the
 /// client and errors are redirected to it: the tests of every other step need no consent
 /// page. The rules for dynamically registered clients are tested with [`register`]ed ones.
-pub fn harness(extra: &[(&str, &str)]) -> Harness {
+pub fn harness(extra: &[(&str, &str)]) -> Server {
     let mut config = MapConfig::from([("mcp_server", RESOURCE), ("consent", "false")]);
     for (k, v) in extra {
         config.set(k, v);
     }
-    let h = Harness::with_config(config);
+    let h = Server::new(Harness::with_config(config));
     register_as(
         &h,
         CLIENT,
@@ -36,6 +40,98 @@ pub fn harness(extra: &[(&str, &str)]) -> Harness {
         ClientSource::Provisioned,
     );
     h
+}
+
+/// A browser: it keeps the cookies the server sets and sends them back, from its address.
+pub struct Browser {
+    jar: RefCell<BTreeMap<String, String>>,
+    addr: Option<String>,
+}
+
+impl Browser {
+    /// A browser on the server's machine (127.0.0.1).
+    pub fn new() -> Browser {
+        Browser::at(Some("127.0.0.1"))
+    }
+
+    /// A browser at `addr` (`None`: the host gave no address).
+    pub fn at(addr: Option<&str>) -> Browser {
+        Browser {
+            jar: RefCell::default(),
+            addr: addr.map(str::to_string),
+        }
+    }
+
+    /// Serve `req` from this browser: its cookies (after any the test set) and its address.
+    pub fn call(&self, h: &Harness, req: Request) -> Response {
+        let res = h.call(self.prepare(req));
+        self.receive(&res);
+        res
+    }
+
+    pub fn get(&self, h: &Harness, path_and_query: &str) -> Response {
+        self.call(h, Request::new(Method::Get, path_and_query))
+    }
+
+    /// `req` as this browser sends it.
+    pub fn prepare(&self, mut req: Request) -> Request {
+        if req.client_addr.is_none() {
+            req.client_addr = self.addr.clone();
+        }
+        let jar = self.jar.borrow();
+        if jar.is_empty() {
+            return req;
+        }
+        let cookies: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        req.with_header("cookie", &cookies.join("; "))
+    }
+
+    /// Keep the cookies `res` sets (and forget those it clears).
+    pub fn receive(&self, res: &Response) {
+        let mut jar = self.jar.borrow_mut();
+        for (_, set) in res.headers.iter().filter(|(n, _)| n == "set-cookie") {
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').expect("name=value");
+            if attributes.contains("Max-Age=0") {
+                jar.remove(name);
+            } else {
+                jar.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+
+    /// The names of the cookies this browser holds.
+    pub fn cookie_names(&self) -> Vec<String> {
+        self.jar.borrow().keys().cloned().collect()
+    }
+}
+
+/// A harness and the browser (on 127.0.0.1) that its `call` goes through.
+pub struct Server {
+    pub harness: Harness,
+    pub browser: Browser,
+}
+
+impl Server {
+    pub fn new(harness: Harness) -> Server {
+        Server {
+            harness,
+            browser: Browser::new(),
+        }
+    }
+
+    /// Serve `req` from the default browser.
+    pub fn call(&self, req: Request) -> Response {
+        self.browser.call(&self.harness, req)
+    }
+}
+
+impl Deref for Server {
+    type Target = Harness;
+
+    fn deref(&self) -> &Harness {
+        &self.harness
+    }
 }
 
 /// Put a dynamically registered public client straight into the store.
@@ -98,18 +194,19 @@ pub fn authorize_query(changes: &Changes) -> String {
         .finish()
 }
 
-pub fn get(h: &Harness, path_and_query: &str) -> Response {
+pub fn get(h: &Server, path_and_query: &str) -> Response {
     h.call(Request::new(Method::Get, path_and_query))
 }
 
-/// Serve `req` like [`Harness::call`], and also return the audit events it recorded.
-pub fn call_audited(h: &Harness, req: Request) -> (Response, Vec<AuditEvent>) {
+/// Serve `req` like [`Server::call`], and also return the audit events it recorded.
+pub fn call_audited(h: &Server, req: Request) -> (Response, Vec<AuditEvent>) {
     let env = h.env();
-    let res = handle(&env, &req, Endpoint::ALL);
+    let res = handle(&env, &h.browser.prepare(req), Endpoint::ALL);
+    h.browser.receive(&res);
     (res, env.take_audit())
 }
 
-pub fn authorize(h: &Harness, changes: &Changes) -> Response {
+pub fn authorize(h: &Server, changes: &Changes) -> Response {
     get(h, &format!("/authorize?{}", authorize_query(changes)))
 }
 
@@ -140,19 +237,19 @@ pub fn hidden(page: &Response, name: &str) -> String {
     html[start..start + end].to_string()
 }
 
-/// The CSRF cookie a page sets, as a `Cookie` header value.
-pub fn csrf_cookie(page: &Response) -> String {
-    let set = page.header("set-cookie").expect("set-cookie");
-    set.split(';').next().unwrap().to_string()
+/// POST a form a page rendered (its `session` and `csrf`, and `fields`) from the default
+/// browser, which holds the page's cookies.
+pub fn post_form(h: &Server, path: &str, page: &Response, fields: &[(&str, &str)]) -> Response {
+    h.call(form_of(path, page, fields))
 }
 
-/// POST a form a page rendered: its `session` and `csrf`, its cookie, and `fields`.
-pub fn post_form(h: &Harness, path: &str, page: &Response, fields: &[(&str, &str)]) -> Response {
+/// The POST of a form a page rendered: its `session` and `csrf`, and `fields`.
+pub fn form_of(path: &str, page: &Response, fields: &[(&str, &str)]) -> Request {
     let session = hidden(page, "session");
     let csrf = hidden(page, "csrf");
     let mut pairs = vec![("session", session.as_str()), ("csrf", csrf.as_str())];
     pairs.extend_from_slice(fields);
-    h.call(Request::form(path, &pairs).with_header("cookie", &csrf_cookie(page)))
+    Request::form(path, &pairs)
 }
 
 /// The code record a redirect to the client carries.
@@ -161,4 +258,33 @@ pub fn code_record(h: &Harness, client_redirect: &str) -> AuthorizationCode {
     records::get(&h.env(), &grants::code_key(&code))
         .unwrap()
         .expect("code record")
+}
+
+/// The PHC string of `password` under argon2 parameters cheap enough for tests.
+pub fn cheap_hash(password: &str) -> String {
+    let params = Params::new(8, 1, 1, None).unwrap();
+    let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)
+        .unwrap()
+        .to_string()
+}
+
+pub const USER_CODE: &str = "WDJBMJHT";
+
+/// A pending device grant as `/device/code` would have stored it; its key.
+pub fn device_grant(h: &Harness) -> String {
+    let env = h.env();
+    let key = grants::device_key("device-code-1");
+    let grant = DeviceGrant {
+        client_id: CLIENT.into(),
+        scope: "mcp:read".into(),
+        resource: RESOURCE.into(),
+        user_code: USER_CODE.into(),
+        status: DeviceStatus::Pending,
+    };
+    let exp = Some(env.now() + 600);
+    records::put(&env, &key, &grant, exp).unwrap();
+    records::put(&env, &grants::user_code_key(USER_CODE), &key, exp).unwrap();
+    key
 }
