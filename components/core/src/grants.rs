@@ -25,6 +25,9 @@ pub struct AuthorizationCode {
     pub sub: String,
     /// When the user signed in (seconds since the epoch).
     pub auth_time: u64,
+    /// The user's display name, when it is not the `sub` (see [`crate::upstream::Identity`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
 }
 
 pub fn code_key(code: &str) -> String {
@@ -44,7 +47,12 @@ pub fn issue_code(env: &Env, grant: &AuthorizationCode) -> Result<Secret, StoreE
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum DeviceStatus {
     Pending,
-    Approved { sub: String, auth_time: u64 },
+    Approved {
+        sub: String,
+        auth_time: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+    },
     Denied,
 }
 

@@ -64,6 +64,9 @@ struct Introspection {
     iat: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sub: Option<String>,
+    /// RFC 7662 §2.2: a human-readable name, for display only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,6 +87,7 @@ fn access(env: &Env, token: &str) -> Result<Option<Introspection>, OAuthError> {
             exp: Some(r.exp),
             iat: Some(r.iat),
             sub: Some(r.sub),
+            username: r.username,
             aud: Some(r.aud),
             iss: Some(env.settings.issuer.clone()),
             jti: Some(r.jti),
@@ -102,6 +106,7 @@ fn refresh(env: &Env, token: &str) -> Result<Option<Introspection>, OAuthError> 
             exp: Some(r.exp),
             iat: Some(r.iat),
             sub: Some(r.sub),
+            username: r.username,
             aud: Some(r.resource),
             iss: Some(env.settings.issuer.clone()),
             jti: None,

@@ -55,6 +55,9 @@ pub struct Grant {
     pub resource: String,
     pub auth_time: Option<u64>,
     pub family: String,
+    /// The user's display name (see [`crate::upstream::Identity`]); `None` for client
+    /// credentials and for providers whose `sub` is the name.
+    pub username: Option<String>,
 }
 
 /// Whether an issuance includes a refresh token.
@@ -87,6 +90,8 @@ pub struct AccessRecord {
     pub exp: u64,
     pub jti: String,
     pub family: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
 }
 
 /// A refresh token's record, under `refresh/<sha256(token)>`, expiring at `exp`.
@@ -101,6 +106,8 @@ pub struct RefreshRecord {
     pub family: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
     pub iat: u64,
     pub exp: u64,
     /// Random, base64url: mixed into the child's derivation.
@@ -118,6 +125,9 @@ pub struct AccessClaims {
     pub scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<u64>,
+    /// The user's display name (OpenID Connect Core §5.1), never an identifier: `sub` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
 }
 
 pub fn access_key(token: &str) -> String {
@@ -358,6 +368,7 @@ fn mint_access(env: &Env, grant: &Grant) -> Result<String, OAuthError> {
             client_id: grant.client_id.clone(),
             scope: grant.scope.clone(),
             auth_time: grant.auth_time,
+            preferred_username: grant.username.clone(),
         },
     };
     let token = key.sign_access_token(claims)?;
@@ -370,6 +381,7 @@ fn mint_access(env: &Env, grant: &Grant) -> Result<String, OAuthError> {
         exp,
         jti,
         family: grant.family.clone(),
+        username: grant.username.clone(),
     };
     put_member(env, &grant.family, &access_key(&token), &record, exp)?;
     Ok(token)
@@ -384,6 +396,7 @@ fn new_refresh_record(env: &Env, grant: &Grant) -> RefreshRecord {
         resource: grant.resource.clone(),
         family: grant.family.clone(),
         auth_time: grant.auth_time,
+        username: grant.username.clone(),
         iat: now,
         exp: now + env.settings.refresh_token_lifetime,
         salt: new_salt(env),
@@ -432,6 +445,7 @@ mod tests {
             resource: "http://localhost:8001/mcp".into(),
             auth_time: Some(1),
             family: family.into(),
+            username: None,
         }
     }
 

@@ -41,6 +41,7 @@ fn approve(h: &Harness, user_code: &str) {
         DeviceStatus::Approved {
             sub: "alice".into(),
             auth_time,
+            username: None,
         },
     );
 }

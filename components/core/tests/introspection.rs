@@ -80,6 +80,7 @@ fn tokens_for(h: &Harness, client_id: &str, resource: &str) -> (String, String) 
         resource: resource.into(),
         auth_time: None,
         family: tokens::new_family(&h.env()),
+        username: None,
     };
     let issued = tokens::issue(&h.env(), &grant, Refresh::New).unwrap();
     (issued.access_token, issued.refresh_token.unwrap())

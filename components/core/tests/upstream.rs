@@ -498,3 +498,50 @@ fn github_users_are_their_numeric_id_so_a_reused_login_is_someone_else() {
     assert_eq!(impostor.status, 403);
     assert!(body(&impostor).contains("octocat"), "{}", body(&impostor));
 }
+
+#[test]
+fn a_github_login_travels_as_a_display_name_beside_the_numeric_sub() {
+    let h = harness(&[
+        ("upstream_provider", "github"),
+        ("github_client_id", "gh-client"),
+        ("github_client_secret", "gh-secret"),
+        ("introspection_credentials", "rs:rs-secret"),
+    ]);
+    let back = github_sign_in_as(&h, json!({"login": "octocat", "id": 583231}));
+    let code = query_of(location(&back))["code"].clone();
+    let tokens = h.call(Request::form(
+        "/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            // RFC 7636 Appendix B: the verifier of CHALLENGE.
+            (
+                "code_verifier",
+                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            ),
+        ],
+    ));
+    assert_eq!(tokens.status, 200, "{}", body(&tokens));
+    let tokens: serde_json::Value = serde_json::from_slice(&tokens.body).unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let payload = access.split('.').nth(1).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["sub"], "583231");
+    assert_eq!(claims["preferred_username"], "octocat");
+
+    for token in [access, tokens["refresh_token"].as_str().unwrap()] {
+        let info = h.call(
+            Request::form("/introspect", &[("token", token)])
+                .with_header("authorization", "Basic cnM6cnMtc2VjcmV0"),
+        );
+        let info: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+        assert_eq!(info["active"], true, "{info}");
+        assert_eq!(
+            (info["sub"].as_str(), info["username"].as_str()),
+            (Some("583231"), Some("octocat"))
+        );
+    }
+}

@@ -46,9 +46,14 @@ pub fn signed_in(env: &Env, mut pending: Pending, user: Identity) -> Response {
     let auth_time = env.now();
     // A device is always asked about (RFC 8628 §5.4); a code only when it may not be skipped.
     if matches!(&pending.record.flow, Flow::Code(request) if request.skip_consent) {
-        return finish(env, &pending, &sub, auth_time, Decision::Approve);
+        return finish(env, &pending, &user, auth_time, Decision::Approve);
     }
-    if let Err(err) = pending.advance(env, Stage::AwaitingConsent { sub, auth_time }) {
+    let stage = Stage::AwaitingConsent {
+        sub,
+        auth_time,
+        username: user.username,
+    };
+    if let Err(err) = pending.advance(env, stage) {
         return unavailable(err);
     }
     either(consent_page(env, &pending))
@@ -73,7 +78,12 @@ fn decide(env: &Env, req: &Request) -> Result<Response, Response> {
         .form_params()
         .map_err(|err| bad_request(&err.description))?;
     let pending = Pending::find(env, req, params.get("session"))?;
-    let Stage::AwaitingConsent { sub, auth_time } = &pending.record.stage else {
+    let Stage::AwaitingConsent {
+        sub,
+        auth_time,
+        username,
+    } = &pending.record.stage
+    else {
         return Err(bad_request(
             "There is nothing to decide yet: please sign in first.",
         ));
@@ -92,11 +102,21 @@ fn decide(env: &Env, req: &Request) -> Result<Response, Response> {
     if let (Decision::Approve, Flow::Code(request)) = (decision, &pending.record.flow) {
         approval::record(env, &request.client_id);
     }
-    Ok(finish(env, &pending, sub, *auth_time, decision))
+    let user = Identity {
+        sub: sub.clone(),
+        username: username.clone(),
+    };
+    Ok(finish(env, &pending, &user, *auth_time, decision))
 }
 
 /// Carry out the decision and forget the pending authorization.
-fn finish(env: &Env, pending: &Pending, sub: &str, auth_time: u64, decision: Decision) -> Response {
+fn finish(
+    env: &Env,
+    pending: &Pending,
+    user: &Identity,
+    auth_time: u64,
+    decision: Decision,
+) -> Response {
     let response = match &pending.record.flow {
         Flow::Code(request) => {
             let state = request.state.as_deref();
@@ -115,8 +135,9 @@ fn finish(env: &Env, pending: &Pending, sub: &str, auth_time: u64, decision: Dec
                     code_challenge: request.code_challenge.clone(),
                     resource: request.resource.clone(),
                     scope: request.scope.clone(),
-                    sub: sub.to_string(),
+                    sub: user.sub.clone(),
                     auth_time,
+                    username: user.username.clone(),
                 };
                 match grants::issue_code(env, &grant) {
                     Ok(code) => redirect::to_client(
@@ -132,7 +153,7 @@ fn finish(env: &Env, pending: &Pending, sub: &str, auth_time: u64, decision: Dec
         Flow::Device {
             device_key,
             client_id,
-        } => decide_device(env, device_key, client_id, sub, auth_time, decision),
+        } => decide_device(env, device_key, client_id, user, auth_time, decision),
     };
     pending.discard(env, response)
 }
@@ -142,15 +163,16 @@ fn decide_device(
     env: &Env,
     device_key: &str,
     client_id: &str,
-    sub: &str,
+    user: &Identity,
     auth_time: u64,
     decision: Decision,
 ) -> Response {
     let (status, kind) = match decision {
         Decision::Approve => (
             DeviceStatus::Approved {
-                sub: sub.to_string(),
+                sub: user.sub.clone(),
                 auth_time,
+                username: user.username.clone(),
             },
             AuditKind::DeviceApproved,
         ),
@@ -163,7 +185,11 @@ fn decide_device(
         }
         Err(err) => return unavailable(err),
     }
-    env.audit(AuditEvent::new(kind, env.now()).client(client_id).sub(sub));
+    env.audit(
+        AuditEvent::new(kind, env.now())
+            .client(client_id)
+            .sub(&user.sub),
+    );
     match decision {
         Decision::Approve => pages::page(
             200,

@@ -90,8 +90,14 @@ pub fn redirect_host(redirect_uri: &str) -> String {
 pub enum Stage {
     /// The user is signing in (upstream or on the login page).
     SigningIn,
-    /// Signed in as `sub`; the consent page awaits the user's decision.
-    AwaitingConsent { sub: String, auth_time: u64 },
+    /// Signed in as `sub` (with a display `username`, see [`crate::upstream::Identity`]);
+    /// the consent page awaits the user's decision.
+    AwaitingConsent {
+        sub: String,
+        auth_time: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+    },
 }
 
 /// The store key of the pending authorization `id`.

@@ -64,6 +64,7 @@ pub(super) fn exchange(env: &Env, client: &Client, params: &Params) -> Exchange 
         resource: stored.resource,
         auth_time: Some(stored.auth_time),
         family,
+        username: stored.username,
     };
     Ok((grant, refresh_for(client)))
 }

@@ -25,6 +25,7 @@ pub(super) fn exchange(env: &Env, client: &Client, params: &Params) -> Exchange 
         resource,
         auth_time: None,
         family: tokens::new_family(env),
+        username: None,
     };
     Ok((grant, Refresh::None))
 }

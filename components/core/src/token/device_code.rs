@@ -47,7 +47,11 @@ pub(super) fn exchange(env: &Env, client: &Client, params: &Params) -> Exchange 
             "the user denied the request",
         )
         .with_status(400)),
-        DeviceStatus::Approved { sub, auth_time } => {
+        DeviceStatus::Approved {
+            sub,
+            auth_time,
+            username,
+        } => {
             if !records::claim(env, &key, Claim::Redeem)? {
                 return Err(OAuthError::invalid_grant(
                     "the device_code has already been used",
@@ -60,6 +64,7 @@ pub(super) fn exchange(env: &Env, client: &Client, params: &Params) -> Exchange 
                 resource: grant.resource,
                 auth_time: Some(auth_time),
                 family: hash(device_code),
+                username,
             };
             Ok((grant, refresh_for(client)))
         }

@@ -43,6 +43,7 @@ pub(super) fn exchange(env: &Env, client: &Client, params: &Params) -> Exchange 
         resource: record.resource,
         auth_time: record.auth_time,
         family: record.family,
+        username: record.username,
     };
     Ok((grant, Refresh::Child(child)))
 }

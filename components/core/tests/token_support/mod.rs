@@ -74,6 +74,7 @@ pub fn code_for(h: &Harness, client_id: &str) -> String {
         scope: "mcp:read mcp:write".into(),
         sub: "alice".into(),
         auth_time: h.clock.now() - 5,
+        username: None,
     };
     grants::issue_code(&h.env(), &grant)
         .unwrap()
