@@ -1,6 +1,7 @@
 //! `spin.toml` agrees with the code: every variable the core reads is declared and mapped
-//! into every component (the upstream client secrets into `authorize` only), with the core's own defaults; secrets are marked; each route
-//! reaches an endpoint of the component it names; only `authorize` may call out.
+//! into every component (the upstream client secrets into `authorize` only, the machine clients'
+//! into `token` and `introspect` only), with the core's own defaults; secrets are marked; each
+//! route reaches an endpoint of the component it names; only `authorize` may call out.
 //!
 //! Native and quick: needs no built component.
 
@@ -83,12 +84,16 @@ fn every_variable_is_declared_and_mapped_where_it_is_needed() {
         let vars = table(table(components, name), "variables");
         for var in &declared {
             // Least privilege: the upstream client secrets reach only the component that
-            // redeems the provider's codes.
-            let mapped = if var.ends_with("_client_secret") && name != "authorize" {
-                None
+            // redeems the provider's codes; the machine clients' secrets only the components
+            // where clients authenticate.
+            let needed = if var.ends_with("_client_secret") {
+                name == "authorize"
+            } else if var == "machine_clients" {
+                name == "token" || name == "introspect"
             } else {
-                Some(format!("{{{{ {var} }}}}"))
+                true
             };
+            let mapped = needed.then(|| format!("{{{{ {var} }}}}"));
             assert_eq!(
                 vars.get(var).and_then(|v| v.as_str()),
                 mapped.as_deref(),
