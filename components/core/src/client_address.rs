@@ -11,6 +11,11 @@
 //! Anything doubtful falls back to the peer: a malformed or obfuscated entry on the walk
 //! (`unknown`, `_hidden`), a `Forwarded` element without `for=`, or the two headers naming
 //! different clients (a client forging the header its proxy does not write).
+//!
+//! The origin the client addressed is the request's authority, unless a trusted proxy says
+//! otherwise with `X-Forwarded-Host` / `X-Forwarded-Proto`: from any other peer those are
+//! removed before a handler sees them, so a client cannot choose the origin our documents
+//! name (a shared cache would keep what it chose).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -18,17 +23,45 @@ use ipnet::IpNet;
 
 use crate::http::Request;
 
+/// The headers in which a proxy names the origin the client addressed.
+const ORIGIN_HEADERS: [&str; 2] = ["x-forwarded-host", "x-forwarded-proto"];
+
+/// `req` as the handlers should see it, when that differs from how it came: from a trusted
+/// proxy, `client_addr` is the client it names; from any other peer, the
+/// [`ORIGIN_HEADERS`] are gone (unless `keep_origin`: ForwardAuth, whose forwarded headers
+/// are the question asked, not a claim about this request). `None`: `req` as it came.
+pub fn as_seen(trusted: &[IpNet], req: &Request, keep_origin: bool) -> Option<Request> {
+    if peer_is_trusted(trusted, req) {
+        let client = behind_proxies(trusted, req)?;
+        return Some(Request {
+            client_addr: Some(client),
+            ..req.clone()
+        });
+    }
+    let forged = |name: &str| ORIGIN_HEADERS.contains(&name);
+    if keep_origin || !req.headers.iter().any(|(name, _)| forged(name)) {
+        return None;
+    }
+    let mut seen = req.clone();
+    seen.headers.retain(|(name, _)| !forged(name));
+    Some(seen)
+}
+
+/// Is the peer one of the `trusted` proxies?
+fn peer_is_trusted(trusted: &[IpNet], req: &Request) -> bool {
+    req.client_addr
+        .as_deref()
+        .and_then(parse_addr)
+        .is_some_and(|peer| trusted.iter().any(|net| net.contains(&peer)))
+}
+
 /// The client address of `req` when its peer is a trusted proxy and the forwarding headers
 /// name a client; `None` keeps the peer's address.
 pub fn behind_proxies(trusted: &[IpNet], req: &Request) -> Option<String> {
-    if trusted.is_empty() {
+    if !peer_is_trusted(trusted, req) {
         return None;
     }
-    let peer = parse_addr(req.client_addr.as_deref()?)?;
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return None;
-    }
     let chains = [
         header_values(req, "x-forwarded-for").map(|v| parse_list(&v, parse_addr)),
         header_values(req, "forwarded").map(|v| parse_list(&v, forwarded_for)),

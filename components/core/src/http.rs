@@ -65,6 +65,9 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The peer address as the host saw it, when known (for rate limits and audit).
     pub client_addr: Option<String>,
+    /// `host[:port]` the client addressed, from `incoming-request.authority`: wasi:http
+    /// never delivers a `host` header (it is forbidden), so this is the only place it is.
+    pub authority: Option<String>,
 }
 
 impl Request {
@@ -81,12 +84,19 @@ impl Request {
             headers: Vec::new(),
             body: Vec::new(),
             client_addr: None,
+            authority: None,
         }
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Request {
         self.headers
             .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    /// The authority the client addressed (what the glue reads from wasi:http).
+    pub fn with_authority(mut self, authority: &str) -> Request {
+        self.authority = Some(authority.to_string());
         self
     }
 

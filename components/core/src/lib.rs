@@ -249,15 +249,14 @@ fn serve(env: &Env, req: &Request, served: &[Endpoint], dispatch: Dispatch) -> R
             .with_status(status)
             .into_response();
     }
-    // Behind a trusted proxy, every limit and audit event downstream sees the client.
-    let forwarded;
-    let req = match client_address::behind_proxies(&env.settings.trusted_proxies, req) {
-        Some(client) => {
-            forwarded = Request {
-                client_addr: Some(client),
-                ..req.clone()
-            };
-            &forwarded
+    // Behind a trusted proxy, every limit and audit event downstream sees the client; from
+    // any other peer, no handler sees a forwarded origin.
+    let seen;
+    let trusted = &env.settings.trusted_proxies;
+    let req = match client_address::as_seen(trusted, req, endpoint == Endpoint::Verify) {
+        Some(as_seen) => {
+            seen = as_seen;
+            &seen
         }
         None => req,
     };

@@ -80,8 +80,7 @@ pub fn protected_resource(env: &Env, req: &Request) -> Response {
         .strip_prefix("/.well-known/oauth-protected-resource")
         .unwrap_or("");
     let Some(origin) = request_origin(&env.settings, req) else {
-        return OAuthError::invalid_request("the request has no usable Host header")
-            .into_response();
+        return OAuthError::invalid_request("the request names no usable host").into_response();
     };
     let identifier = format!("{origin}{suffix}");
     match resource::allowed(&env.settings, &identifier) {
@@ -114,28 +113,23 @@ pub fn health(env: &Env, req: &Request) -> Response {
     }
 }
 
-/// `scheme://host[:port]` of the request as the client addressed it: the forwarded host
-/// behind a proxy, else the `Host` header; the scheme from `X-Forwarded-Proto`, else the
-/// issuer's.
+/// `scheme://host[:port]` of the request as the client addressed it: the request's
+/// authority, or the host a trusted proxy forwarded (others' forwarding headers never get
+/// here, see [`crate::client_address`]); the scheme a trusted proxy forwarded, else the
+/// issuer's (the host's own listener is plain HTTP even when the world sees https).
 fn request_origin(settings: &Settings, req: &Request) -> Option<String> {
     let host = req
         .header("x-forwarded-host")
-        .or_else(|| req.header("host"))?
-        .split(',')
-        .next()?
+        .and_then(|h| h.split(',').next())
+        .or(req.authority.as_deref())?
         .trim();
-    if host.is_empty() || host.contains(['/', '@', ' ']) {
+    if host.is_empty() || host.contains(['/', '@', ' ', '?', '#', '\\']) {
         return None;
     }
-    let issuer_scheme = if settings.issuer.starts_with("https:") {
-        "https"
-    } else {
-        "http"
-    };
     let scheme = match req.header("x-forwarded-proto").map(str::trim) {
         Some("https") => "https",
         Some("http") => "http",
-        _ => issuer_scheme,
+        _ => settings.issuer_scheme(),
     };
     Some(format!("{scheme}://{host}"))
 }
@@ -163,7 +157,7 @@ mod tests {
     use crate::Endpoint;
 
     fn get(h: &Harness, path: &str) -> Response {
-        h.call(Request::new(Method::Get, path).with_header("host", "127.0.0.1:3000"))
+        h.call(Request::new(Method::Get, path).with_authority("127.0.0.1:3000"))
     }
 
     #[test]
@@ -265,9 +259,9 @@ mod tests {
             ("mcp_auth_server_url", "https://auth.example.com"),
             ("mcp_server", "https://mcp.example.com/mcp"),
         ]));
+        // wasi:http: the authority, never a `host` header; the scheme is the issuer's.
         let req = Request::new(Method::Get, "/.well-known/oauth-protected-resource/mcp")
-            .with_header("x-forwarded-host", "MCP.example.com")
-            .with_header("x-forwarded-proto", "https");
+            .with_authority("MCP.example.com");
         let res = h.call(req);
         assert_eq!(res.status, 200);
         let doc = res.json_body().unwrap();
@@ -280,8 +274,46 @@ mod tests {
         assert!(doc.get("resource_signing_alg_values_supported").is_none());
 
         let req = Request::new(Method::Get, "/.well-known/oauth-protected-resource/other")
-            .with_header("host", "mcp.example.com");
+            .with_authority("mcp.example.com");
         assert_eq!(h.call(req).status, 404);
+        let req = Request::new(Method::Get, "/.well-known/oauth-protected-resource/mcp");
+        assert_eq!(h.call(req).status, 400, "no authority: no identifier");
+    }
+
+    /// A client cannot choose the origin the document names (a shared cache would keep it):
+    /// `X-Forwarded-Host` / `-Proto` count only from a trusted proxy.
+    #[test]
+    fn only_a_trusted_proxy_forwards_the_origin() {
+        let config = |proxies: &'static str| {
+            Harness::with_config(MapConfig::from([
+                ("mcp_auth_server_url", "https://auth.example.com"),
+                ("mcp_server", "https://mcp.example.com/mcp"),
+                ("trusted_proxies", proxies),
+            ]))
+        };
+        let forwarded = |peer: &str| {
+            let mut req = Request::new(Method::Get, "/.well-known/oauth-protected-resource/mcp")
+                .with_authority("auth.internal:3000")
+                .with_header("x-forwarded-host", "MCP.example.com")
+                .with_header("x-forwarded-proto", "https");
+            req.client_addr = Some(peer.into());
+            req
+        };
+        let res = config("10.0.0.0/8").call(forwarded("10.1.2.3"));
+        assert_eq!(res.status, 200, "{:?}", res.json_body());
+        assert_eq!(
+            res.json_body().unwrap()["resource"],
+            "https://mcp.example.com/mcp"
+        );
+        // The same headers from a peer outside the list, or with no list: the authority.
+        for h in [config("10.0.0.0/8"), config("")] {
+            let res = h.call(forwarded("192.0.2.7"));
+            assert_eq!(res.status, 404, "{:?}", res.json_body());
+            assert!(res.json_body().unwrap()["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("`https://auth.internal:3000/mcp`"));
+        }
     }
 
     #[test]

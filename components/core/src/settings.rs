@@ -389,6 +389,15 @@ impl Settings {
         issuer_path(&self.issuer)
     }
 
+    /// `https` or `http`, as the issuer says.
+    pub fn issuer_scheme(&self) -> &'static str {
+        if self.issuer.starts_with("https:") {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// Is the issuer on a loopback host (local development)?
     pub fn issuer_is_loopback(&self) -> bool {
         url::Url::parse(&self.issuer)

@@ -2,8 +2,9 @@
 //! `auth_request`, Caddy `forward_auth`) asks whether a request may reach the MCP server.
 //!
 //! The bearer token is looked up by its hash (one `get`, no signature check). The forwarded
-//! request (`X-Forwarded-Proto` + `X-Forwarded-Host` + `X-Forwarded-Uri`) must lie within the
-//! token's audience (RFC 8707): same scheme, host and port, and the resource's path or below.
+//! request (`X-Forwarded-Proto` + `X-Forwarded-Host` + `X-Forwarded-Uri`, the host defaulting
+//! to the request's authority) must lie within the token's audience (RFC 8707): same scheme,
+//! host and port, and the resource's path or below.
 //! A refusal is a 401 whose `WWW-Authenticate` points MCP clients at the protected resource
 //! metadata (RFC 9728 §5.1), with `error="invalid_token"` when a token was sent (RFC 6750
 //! §3.1).
@@ -22,7 +23,7 @@ pub fn verify(env: &Env, req: &Request) -> Response {
             .with_header("allow", "GET, HEAD")
             .into_response();
     }
-    let forwarded = forwarded_url(req);
+    let forwarded = forwarded_url(env, req);
     let Some(token) = req.bearer_token() else {
         return unauthorized(env, forwarded.as_ref(), false);
     };
@@ -46,19 +47,24 @@ pub fn verify(env: &Env, req: &Request) -> Response {
 }
 
 /// The request the proxy is asking about, from its `X-Forwarded-*` headers (the first value
-/// of each, as the first proxy saw it). `None` when the host is unknown or the URL is bad.
-fn forwarded_url(req: &Request) -> Option<Url> {
+/// of each, as the first proxy saw it). Without `X-Forwarded-Host`, the authority the proxy
+/// addressed (a proxy that keeps the client's `Host`); without `X-Forwarded-Proto`, the
+/// issuer's scheme. `None` when the host is unknown or the URL is bad.
+///
+/// These headers are read from any peer: they are the question asked, and the answer only
+/// says whether the presented token covers that URL, which its holder may ask anyway.
+fn forwarded_url(env: &Env, req: &Request) -> Option<Url> {
     let first = |name: &str| {
         req.header(name)
             .and_then(|v| v.split(',').next())
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    let proto = first("x-forwarded-proto").unwrap_or("https");
+    let proto = first("x-forwarded-proto").unwrap_or(env.settings.issuer_scheme());
     if !proto.eq_ignore_ascii_case("https") && !proto.eq_ignore_ascii_case("http") {
         return None;
     }
-    let host = first("x-forwarded-host").or_else(|| first("host"))?;
+    let host = first("x-forwarded-host").or(req.authority.as_deref())?;
     let uri = first("x-forwarded-uri").unwrap_or("/");
     if !uri.starts_with('/') || host.contains(['/', '?', '#', '@', '\\']) {
         return None;

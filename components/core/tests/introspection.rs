@@ -268,6 +268,31 @@ fn verify_admits_requests_within_the_tokens_audience() {
     assert_eq!(res.status, 200);
 }
 
+/// A proxy that keeps the client's `Host` and sends no `X-Forwarded-Host`: under wasi:http
+/// the host arrives only as the request's authority, never as a `host` header.
+#[test]
+fn verify_takes_the_host_from_the_authority_when_none_is_forwarded() {
+    let h = harness();
+    let (access, _) = tokens(&h);
+    let ask = |authority: &str| {
+        h.call(
+            Request::new(Method::Get, "/verify")
+                .with_authority(authority)
+                .with_header("x-forwarded-proto", "https")
+                .with_header("x-forwarded-uri", "/mcp/tools")
+                .with_header("authorization", &format!("Bearer {access}")),
+        )
+    };
+    let res = ask("mcp.example.com");
+    assert_eq!(res.status, 200, "{:?}", res.json_body());
+    assert_eq!(res.header("x-auth-subject"), Some("alice"));
+    let res = ask("other.example.com");
+    assert_eq!(res.status, 401);
+    assert!(res.header("www-authenticate").unwrap().contains(
+        "resource_metadata=\"https://other.example.com/.well-known/oauth-protected-resource\""
+    ));
+}
+
 #[test]
 fn verify_refuses_other_audiences_and_bad_tokens_with_a_challenge() {
     let h = harness();

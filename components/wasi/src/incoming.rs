@@ -32,6 +32,8 @@ pub fn read_request(request: IncomingRequest) -> Result<Request, Response> {
     let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
     let mut parsed = Request::new(method, &path_with_query);
     parsed.headers = message::header_list(&request.headers());
+    // wasi:http forbids a `host` header; the authority is where Spin and our host put it.
+    parsed.authority = request.authority();
     parsed.client_addr = parsed.header(CLIENT_ADDR_HEADER).map(client_ip);
     parsed.body = message::read_body(request.consume(), MAX_BODY).map_err(|why| {
         OAuthError::invalid_request(format!("could not read the request body: {why}"))

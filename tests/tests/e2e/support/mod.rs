@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 pub use browser::{query_of, Browser, Page};
-pub use host::{hash_password, Host, HostOptions};
+pub use host::{free_port, hash_password, Host, HostOptions};
 pub use redis::Redis;
 
 /// The MCP server tokens are for (RFC 8707 resource).
