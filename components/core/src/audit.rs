@@ -12,6 +12,8 @@ pub enum AuditKind {
     ClientDeleted,
     SignIn,
     SignInRefused,
+    /// The upstream provider failed a sign-in (the reason holds what it did).
+    UpstreamFailed,
     TokenIssued,
     RefreshReuse,
     CodeReplay,

@@ -113,8 +113,26 @@ fn taskmanager_round_trip() {
     );
 }
 
+/// The client learns of a failed sign-in at its redirect URI, with `state` and `iss`
+/// (RFC 6749 §4.1.2.1, RFC 9207), so it stops waiting; the description says nothing of the
+/// provider, whose answer goes to the audit log. Returns the audit reason.
+fn assert_client_told(res: &Response, events: &[AuditEvent], code: &str) -> String {
+    let to = location(res);
+    assert!(to.starts_with(REDIRECT), "{to}");
+    let p = query_of(to);
+    assert_eq!(p["error"], code);
+    assert_eq!((p["state"].as_str(), p["iss"].as_str()), ("xyz", ISSUER));
+    assert!(!p["error_description"].contains("tm.example"), "{to}");
+    let failed = events
+        .iter()
+        .find(|e| e.event == AuditKind::UpstreamFailed)
+        .expect("an upstream_failed audit event");
+    assert_eq!(failed.client_id.as_deref(), Some(CLIENT));
+    failed.reason.clone().unwrap()
+}
+
 #[test]
-fn taskmanager_detail_errors_are_shown() {
+fn a_refusal_by_taskmanager_is_a_server_error_for_the_client_with_its_detail_in_the_audit() {
     let h = taskmanager(&[]);
     let q = start(&h);
     h.upstream.answer(|_| {
@@ -123,25 +141,25 @@ fn taskmanager_detail_errors_are_shown() {
             json!({"detail": {"code": "OAUTH_003", "message": "Authorization code expired"}}),
         ))
     });
-    let res = callback(&h, &format!("code=c&state={}", q["state"]));
-    assert_eq!(res.status, 502);
-    let html = body(&res);
+    let (res, events) = call_audited(&h, callback_request(&q["state"]));
+    let reason = assert_client_told(&res, &events, "server_error");
     assert!(
-        html.contains("Authorization code expired (OAUTH_003)"),
-        "{html}"
+        reason.contains("Authorization code expired (OAUTH_003)"),
+        "{reason}"
     );
 }
 
-/// After a failed exchange nothing of the sign-in is left to use.
+/// After a failed exchange the client is told `code`, and nothing of the sign-in is left to
+/// use.
 fn assert_failure_consumes_the_sign_in(
+    code: &str,
     answer: impl Fn(&OutgoingRequest) -> Result<UpstreamResponse, UpstreamError> + Send + Sync + 'static,
 ) {
     let h = taskmanager(&[]);
     let q = start(&h);
     h.upstream.answer(answer);
-    let res = callback(&h, &format!("code=c&state={}", q["state"]));
-    assert_eq!(res.status, 502, "{}", body(&res));
-    assert!(res.header("content-type").unwrap().starts_with("text/html"));
+    let (res, events) = call_audited(&h, callback_request(&q["state"]));
+    assert_client_told(&res, &events, code);
     assert!(!h
         .store
         .keys()
@@ -155,14 +173,38 @@ fn assert_failure_consumes_the_sign_in(
     );
 }
 
-#[test]
-fn upstream_unreachable_is_a_502_and_leaves_nothing() {
-    assert_failure_consumes_the_sign_in(|_| Err(UpstreamError("timed out".into())));
+fn callback_request(state: &str) -> Request {
+    Request::new(
+        Method::Get,
+        &format!("/oauth/callback?code=c&state={state}"),
+    )
 }
 
 #[test]
-fn upstream_garbage_is_a_502_and_leaves_nothing() {
-    assert_failure_consumes_the_sign_in(|_| {
+fn an_unreachable_upstream_is_temporarily_unavailable_for_the_client() {
+    assert_failure_consumes_the_sign_in("temporarily_unavailable", |_| {
+        Err(UpstreamError(
+            "connect to tm.example:8000: timed out".into(),
+        ))
+    });
+}
+
+#[test]
+fn an_upstream_5xx_is_temporarily_unavailable_for_the_client() {
+    for status in [500, 502, 503] {
+        assert_failure_consumes_the_sign_in("temporarily_unavailable", move |_| {
+            Ok(UpstreamResponse {
+                status,
+                headers: vec![],
+                body: b"<html>Bad Gateway</html>".to_vec(),
+            })
+        });
+    }
+}
+
+#[test]
+fn upstream_garbage_is_temporarily_unavailable_for_the_client() {
+    assert_failure_consumes_the_sign_in("temporarily_unavailable", |_| {
         Ok(UpstreamResponse {
             status: 200,
             headers: vec![],
@@ -172,8 +214,8 @@ fn upstream_garbage_is_a_502_and_leaves_nothing() {
 }
 
 #[test]
-fn verify_failure_is_a_502_and_leaves_nothing() {
-    assert_failure_consumes_the_sign_in(|r| {
+fn a_verify_refusal_is_a_server_error_for_the_client() {
+    assert_failure_consumes_the_sign_in("server_error", |r| {
         if r.url.ends_with("/token") {
             Ok(FakeUpstream::json(200, json!({"access_token": "tok"})))
         } else {
@@ -311,9 +353,9 @@ fn github_bad_code_answered_with_200_is_refused() {
             json!({"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired."}),
         ))
     });
-    let res = callback(&h, &format!("code=gh&state={}", q["state"]));
-    assert_eq!(res.status, 502);
-    assert!(body(&res).contains("incorrect or expired"));
+    let (res, events) = call_audited(&h, callback_request(&q["state"]));
+    let reason = assert_client_told(&res, &events, "server_error");
+    assert!(reason.contains("incorrect or expired"), "{reason}");
 }
 
 // --- OpenID Connect ---
@@ -397,9 +439,9 @@ fn oidc_nonce_mismatch_is_refused() {
         &h,
         json!({"access_token": "at", "id_token": id_token(claims(&h, "another"))}),
     );
-    let res = callback(&h, &format!("code=o&state={}", q["state"]));
-    assert_eq!(res.status, 502);
-    assert!(body(&res).contains("nonce"));
+    let (res, events) = call_audited(&h, callback_request(&q["state"]));
+    let reason = assert_client_told(&res, &events, "temporarily_unavailable");
+    assert!(reason.contains("nonce"), "{reason}");
     assert!(!h.store.keys().iter().any(|k| k.starts_with("code/")));
 }
 
@@ -412,12 +454,17 @@ fn oidc_without_id_token_asks_userinfo() {
     assert_eq!(code_record(&h, location(&back)).sub, "from-userinfo");
 }
 
+/// The provider is down before the user could be sent there: the client is told at once.
 #[test]
-fn oidc_discovery_failure_stores_nothing() {
+fn oidc_discovery_failure_is_temporarily_unavailable_and_stores_nothing() {
     let h = oidc();
     let before = h.store.snapshot();
-    let res = authorize(&h, &[]);
-    assert_eq!(res.status, 502);
+    let (res, events) = call_audited(
+        &h,
+        Request::new(Method::Get, &format!("/authorize?{}", authorize_query(&[]))),
+    );
+    let reason = assert_client_told(&res, &events, "temporarily_unavailable");
+    assert!(reason.contains("unreachable"), "{reason}");
     assert_eq!(h.store.snapshot(), before);
 }
 
@@ -436,8 +483,8 @@ fn login_page_is_not_served_for_upstream_providers() {
 }
 
 /// Only `authorize` is given the upstream client secret: every other endpoint works without
-/// it, and a sign-in without it stops at a 500 page naming the variable, before the user is
-/// sent to the provider and before anything is stored.
+/// it, and a sign-in without it ends with `server_error` at the client (the audit log names
+/// the variable), before the user is sent to the provider and before anything is stored.
 #[test]
 fn missing_client_secret_fails_only_the_sign_in() {
     let h = harness(&[
@@ -449,13 +496,12 @@ fn missing_client_secret_fails_only_the_sign_in() {
     assert_eq!(metadata.status, 200, "{}", body(&metadata));
 
     let before = h.store.keys();
-    let res = authorize(&h, &[]);
-    assert_eq!(res.status, 500, "{}", body(&res));
-    assert!(
-        body(&res).contains("taskmanager_client_secret"),
-        "{}",
-        body(&res)
+    let (res, events) = call_audited(
+        &h,
+        Request::new(Method::Get, &format!("/authorize?{}", authorize_query(&[]))),
     );
+    let reason = assert_client_told(&res, &events, "server_error");
+    assert!(reason.contains("taskmanager_client_secret"), "{reason}");
     assert_eq!(h.store.keys(), before);
     assert!(sent(&h).is_empty());
 }
@@ -544,4 +590,33 @@ fn a_github_login_travels_as_a_display_name_beside_the_numeric_sub() {
             (Some("583231"), Some("octocat"))
         );
     }
+}
+
+/// A device sign-in has no client to send the user back to: the failure ends on a page, and
+/// the device grant stays pending (the user may try again with the same code).
+#[test]
+fn a_failing_upstream_ends_a_device_sign_in_on_a_page() {
+    let h = taskmanager(&[]);
+    device_grant(&h);
+    let form = get(&h, "/device");
+    let to_provider = h.call(Request::form(
+        "/device",
+        &[("csrf", &hidden(&form, "csrf")), ("user_code", USER_CODE)],
+    ));
+    let q = query_of(location(&to_provider));
+    h.upstream
+        .answer(|_| Err(UpstreamError("connection refused".into())));
+    let (res, events) = call_audited(&h, callback_request(&q["state"]));
+    assert_eq!(res.status, 502, "{}", body(&res));
+    assert!(res.header("location").is_none());
+    assert!(events.iter().any(|e| e.event == AuditKind::UpstreamFailed));
+    assert!(grants_pending(&h));
+}
+
+fn grants_pending(h: &Server) -> bool {
+    use mcp_auth_core::grants::{self, DeviceStatus};
+    matches!(
+        grants::find_by_user_code(&h.env(), USER_CODE).unwrap(),
+        Some((_, grant)) if grant.status == DeviceStatus::Pending
+    )
 }

@@ -126,7 +126,7 @@ fn a_taskmanager_user_signs_in_and_is_the_subject_of_our_tokens() {
 }
 
 #[test]
-fn a_refused_exchange_is_a_sign_in_failure_page_with_taskmanagers_reason() {
+fn a_refused_exchange_is_a_server_error_for_the_client_with_taskmanagers_reason_in_the_log() {
     let tm = FakeTaskManager::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let host = start(&tm, dir.path(), "not-the-secret");
@@ -136,11 +136,13 @@ fn a_refused_exchange_is_a_sign_in_failure_page_with_taskmanagers_reason() {
     let sign_in = to_taskmanager(&browser, &host, &tm, &client_id);
     let back = sign_in_at_taskmanager(&browser, &sign_in);
     let failed = browser.follow(&back);
-    assert_eq!(failed.status, 502, "{}", failed.body);
+    let (error, _) = client_redirect_error(&failed, &host.base);
+    assert_eq!(error, "server_error");
+    let log = host.log_text();
     assert!(
-        failed.body.contains("Invalid client credentials"),
-        "{}",
-        failed.body
+        log.lines()
+            .any(|l| l.contains("\"upstream_failed\"") && l.contains("Invalid client credentials")),
+        "{log}"
     );
     assert!(!tm.exchanges()[0].succeeded);
 }

@@ -46,7 +46,10 @@ fn complete(env: &Env, req: &Request) -> Result<Response, Response> {
         record.nonce.as_deref(),
     ) {
         Ok(identity) => Ok(signed_in(env, pending, identity)),
-        Err(failure) => Err(pending.discard(env, failure.page())),
+        Err(failure) => {
+            let answer = super::pending::failed_upstream(env, &pending.record.flow, &failure);
+            Err(pending.discard(env, answer))
+        }
     }
 }
 

@@ -12,16 +12,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::binding;
 use super::request::AuthorizationRequest;
 use super::{bad_request, unavailable};
+use super::{binding, redirect};
+use crate::audit::{AuditEvent, AuditKind};
 use crate::client;
 use crate::env::{Env, StoreError};
 use crate::http::{Request, Response};
 use crate::pkce;
 use crate::records::{self, Claim};
 use crate::secret::{hash, Secret};
-use crate::upstream::{self, SignIn};
+use crate::upstream::{self, SignIn, UpstreamFailure};
 
 /// What is stored while the user signs in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +123,7 @@ pub fn begin(env: &Env, flow: Flow) -> Response {
     // Find out where the user goes before storing anything: a failing provider leaves nothing.
     let location = match upstream::login_url(env, &sign_in) {
         Ok(location) => location,
-        Err(failure) => return failure.page(),
+        Err(failure) => return failed_upstream(env, &flow, &failure),
     };
     let record = PendingAuthorization {
         flow,
@@ -143,6 +144,27 @@ pub fn begin(env: &Env, flow: Flow) -> Response {
         id.expose(),
         &browser,
     )
+}
+
+/// The provider failed this sign-in: the client learns it at its redirect URI (RFC 6749
+/// §4.1.2.1: the client and the URI were validated before any sign-in began), so it stops
+/// waiting; a device sign-in, which has no client to send the user to, ends on a page. The
+/// details go to the audit log only.
+pub fn failed_upstream(env: &Env, flow: &Flow, failure: &UpstreamFailure) -> Response {
+    env.audit(
+        AuditEvent::new(AuditKind::UpstreamFailed, env.now())
+            .client(flow.client_id())
+            .reason(&failure.message()),
+    );
+    match flow {
+        Flow::Code(request) => redirect::error_to_client(
+            env,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &failure.for_client(),
+        ),
+        Flow::Device { .. } => failure.page(),
+    }
 }
 
 /// A pending authorization read back from the store.

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::env::Env;
+use crate::error::{ErrorCode, OAuthError};
 use crate::http::{with_query, OutgoingRequest, Response, UpstreamResponse};
 use crate::pages;
 use crate::settings::{ConfigError, Provider, Settings};
@@ -52,14 +53,21 @@ impl Identity {
     }
 }
 
-/// Why signing in with the provider failed. Users see it as a 502 page (500 when the
-/// failure is our own configuration).
+/// Why signing in with the provider failed.
+///
+/// Once the client and its redirect URI are known, the client learns of it at its redirect
+/// URI (RFC 6749 §4.1.2.1) rather than waiting for its own timeout: [`Self::code`] says which
+/// error, and only a generic description goes there, since the details (the provider's
+/// addresses and answers) are the operator's business; they go to the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamFailure {
     /// mcp-auth lacks what it needs to talk to the provider (its client secret).
     Misconfigured(ConfigError),
     /// No answer: refused, timed out, or not allowed by the host.
     Unreachable(String),
+    /// The provider is failing: a 5xx or 429 answer, or its own `server_error` or
+    /// `temporarily_unavailable`.
+    Failing(String),
     /// The provider answered with an error; its message.
     Rejected(String),
     /// The answer made no sense.
@@ -73,6 +81,7 @@ impl UpstreamFailure {
             UpstreamFailure::Unreachable(m) => {
                 format!("the identity provider is unreachable ({m})")
             }
+            UpstreamFailure::Failing(m) => format!("the identity provider is failing ({m})"),
             UpstreamFailure::Rejected(m) => format!("the identity provider refused: {m}"),
             UpstreamFailure::Malformed(m) => {
                 format!("the identity provider gave an unusable answer ({m})")
@@ -80,7 +89,33 @@ impl UpstreamFailure {
         }
     }
 
-    /// The page shown instead of continuing: 502, the provider failed us.
+    /// The error the client gets: a provider that is down, failing or talking nonsense is
+    /// `temporarily_unavailable` (trying again later may work); a refusal of our own request
+    /// or our own misconfiguration is `server_error`.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            UpstreamFailure::Unreachable(_)
+            | UpstreamFailure::Failing(_)
+            | UpstreamFailure::Malformed(_) => ErrorCode::TemporarilyUnavailable,
+            UpstreamFailure::Misconfigured(_) | UpstreamFailure::Rejected(_) => {
+                ErrorCode::ServerError
+            }
+        }
+    }
+
+    /// What the client is told: the [`Self::code`] and a description without details.
+    pub fn for_client(&self) -> OAuthError {
+        let description = match self.code() {
+            ErrorCode::TemporarilyUnavailable => {
+                "the identity provider is unavailable; try again later"
+            }
+            _ => "signing in at the identity provider failed",
+        };
+        OAuthError::new(self.code(), description)
+    }
+
+    /// The page shown instead of continuing when there is no client to send the user back
+    /// to (a device sign-in): 502, the provider failed us.
     pub fn page(&self) -> Response {
         let status = match self {
             UpstreamFailure::Misconfigured(_) => 500,
@@ -260,14 +295,26 @@ pub(crate) fn send_json(env: &Env, request: &OutgoingRequest) -> Result<Value, U
 /// ([`error_message`]) or a non-2xx status is [`UpstreamFailure::Rejected`].
 pub fn parse_json(response: &UpstreamResponse) -> Result<Value, UpstreamFailure> {
     let body = serde_json::from_slice::<Value>(&response.body).ok();
+    let failing = response.status >= 500
+        || response.status == 429
+        || body.as_ref().and_then(|b| b.get("error")).is_some_and(|e| {
+            e.as_str()
+                .is_some_and(|e| e == "server_error" || e == "temporarily_unavailable")
+        });
     if let Some(message) = body.as_ref().and_then(error_message) {
-        return Err(UpstreamFailure::Rejected(message));
+        return Err(if failing {
+            UpstreamFailure::Failing(message)
+        } else {
+            UpstreamFailure::Rejected(message)
+        });
     }
     if !(200..300).contains(&response.status) {
-        return Err(UpstreamFailure::Rejected(format!(
-            "HTTP status {}",
-            response.status
-        )));
+        let message = format!("HTTP status {}", response.status);
+        return Err(if failing {
+            UpstreamFailure::Failing(message)
+        } else {
+            UpstreamFailure::Rejected(message)
+        });
     }
     body.filter(Value::is_object)
         .ok_or_else(|| UpstreamFailure::Malformed("the answer is not a JSON object".into()))
@@ -363,7 +410,21 @@ mod tests {
         ));
         assert_eq!(
             parse_json(&response(503, "<html>")).unwrap_err(),
-            UpstreamFailure::Rejected("HTTP status 503".into())
+            UpstreamFailure::Failing("HTTP status 503".into())
+        );
+        assert_eq!(
+            parse_json(&response(404, "<html>")).unwrap_err(),
+            UpstreamFailure::Rejected("HTTP status 404".into())
+        );
+        let overloaded = r#"{"error":"temporarily_unavailable"}"#;
+        assert!(matches!(
+            parse_json(&response(400, overloaded)).unwrap_err(),
+            UpstreamFailure::Failing(_)
+        ));
+        let busy = r#"{"detail":"busy"}"#;
+        assert_eq!(
+            parse_json(&response(429, busy)).unwrap_err(),
+            UpstreamFailure::Failing("busy".into())
         );
         assert!(parse_json(&response(200, r#"{"a":1}"#)).is_ok());
     }

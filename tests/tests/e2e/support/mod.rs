@@ -190,6 +190,21 @@ pub fn client_redirect_code(back: &Page, issuer: &str) -> String {
     params["code"].clone()
 }
 
+/// The error of the final redirect to the client (RFC 6749 §4.1.2.1): `error` and
+/// `error_description`, `state` and `iss` checked.
+pub fn client_redirect_error(back: &Page, issuer: &str) -> (String, String) {
+    let target = back.location();
+    assert!(target.starts_with(REDIRECT), "redirected to {target}");
+    let params = query_of(&target);
+    assert_eq!(params["state"], "st-1");
+    assert_eq!(params["iss"], issuer);
+    assert!(!params.contains_key("code"), "{target}");
+    (
+        params["error"].clone(),
+        params.get("error_description").cloned().unwrap_or_default(),
+    )
+}
+
 /// `grant_type=authorization_code` for a public client.
 pub fn redeem(browser: &Browser, base: &str, client_id: &str, code: &str) -> Page {
     try_redeem(browser, base, client_id, code).unwrap_or_else(|e| panic!("POST {base}/token: {e}"))
