@@ -620,3 +620,39 @@ fn grants_pending(h: &Server) -> bool {
         Some((_, grant)) if grant.status == DeviceStatus::Pending
     )
 }
+
+/// A failure is sent to a client's redirect URI only when errors may go there (RFC 9700
+/// §4.11.2): a client anyone registered and no user approved gets a page, which says nothing
+/// of the provider; once a user approved the client, the same failure is a redirect.
+#[test]
+fn a_failure_for_a_client_nobody_approved_is_a_page_not_a_redirect() {
+    let h = taskmanager(&[]);
+    register(&h, "dcr-1", "Phish", &["https://phish.example/cb"]);
+    let sign_in_fails = |h: &Server| {
+        let res = authorize(h, &[("client_id", Some("dcr-1")), ("redirect_uri", None)]);
+        let q = query_of(location(&res));
+        h.upstream
+            .answer(|_| Err(UpstreamError("connect to 10.0.0.7:8000: refused".into())));
+        call_audited(h, callback_request(&q["state"]))
+    };
+    let (res, events) = sign_in_fails(&h);
+    assert_eq!(res.status, 502, "{}", body(&res));
+    assert!(res.header("location").is_none());
+    assert!(!body(&res).contains("10.0.0.7"), "{}", body(&res));
+    assert!(body(&res).contains("try again later"), "{}", body(&res));
+    assert!(events.iter().any(|e| e.event == AuditKind::UpstreamFailed
+        && e.reason.as_deref().is_some_and(|r| r.contains("10.0.0.7"))));
+
+    // A user approves the client once; its next failed sign-in goes back to it.
+    answer_taskmanager(&h);
+    let q = query_of(location(&authorize(
+        &h,
+        &[("client_id", Some("dcr-1")), ("redirect_uri", None)],
+    )));
+    let consent = callback(&h, &format!("code=c&state={}", q["state"]));
+    let approved = post_form(&h, "/consent", &consent, &[("decision", "approve")]);
+    assert!(location(&approved).starts_with("https://phish.example/cb?code="));
+    let (res, _) = sign_in_fails(&h);
+    let p = query_of(location(&res));
+    assert_eq!(p["error"], "temporarily_unavailable");
+}

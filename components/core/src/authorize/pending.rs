@@ -146,25 +146,34 @@ pub fn begin(env: &Env, flow: Flow) -> Response {
     )
 }
 
-/// The provider failed this sign-in: the client learns it at its redirect URI (RFC 6749
-/// §4.1.2.1: the client and the URI were validated before any sign-in began), so it stops
-/// waiting; a device sign-in, which has no client to send the user to, ends on a page. The
-/// details go to the audit log only.
+/// The provider failed this sign-in. The client learns it at its redirect URI (RFC 6749
+/// §4.1.2.1; the URI was validated before any sign-in began), so it stops waiting, when
+/// errors may be sent there at all: the operator provisioned the client or a user approved
+/// it before (see [`super::approval`]; otherwise the failure would be an open redirect for
+/// whoever registered a client). Else, and for a device sign-in (no client to send the
+/// user to), a page. Only the audit log says what the provider did.
 pub fn failed_upstream(env: &Env, flow: &Flow, failure: &UpstreamFailure) -> Response {
     env.audit(
         AuditEvent::new(AuditKind::UpstreamFailed, env.now())
             .client(flow.client_id())
             .reason(&failure.message()),
     );
-    match flow {
-        Flow::Code(request) => redirect::error_to_client(
-            env,
-            &request.redirect_uri,
-            request.state.as_deref(),
-            &failure.for_client(),
-        ),
-        Flow::Device { .. } => failure.page(),
+    let told = failure.for_client();
+    if let Flow::Code(request) = flow {
+        let trusted = client::find(env, &request.client_id)
+            .ok()
+            .flatten()
+            .is_some_and(|c| super::approval::trusts_redirects(env, &c).unwrap_or(false));
+        if trusted {
+            return redirect::error_to_client(
+                env,
+                &request.redirect_uri,
+                request.state.as_deref(),
+                &told,
+            );
+        }
     }
+    failure.page()
 }
 
 /// A pending authorization read back from the store.

@@ -114,14 +114,19 @@ impl UpstreamFailure {
         OAuthError::new(self.code(), description)
     }
 
-    /// The page shown instead of continuing when there is no client to send the user back
-    /// to (a device sign-in): 502, the provider failed us.
+    /// The page shown when the user cannot be sent back to the client: 502, the provider
+    /// failed us (500: we are misconfigured). As generic as [`Self::for_client`]: whoever
+    /// drives the browser may be anyone; the operator finds the details in the audit log.
     pub fn page(&self) -> Response {
         let status = match self {
             UpstreamFailure::Misconfigured(_) => 500,
             _ => 502,
         };
-        pages::error_page(status, "Sign-in failed", &self.message())
+        let message = format!(
+            "Sorry, {}. The server's log says why.",
+            self.for_client().description
+        );
+        pages::error_page(status, "Sign-in failed", &message)
     }
 }
 

@@ -3,7 +3,8 @@
 //! `error=temporarily_unavailable`, `state` and `iss` (RFC 6749 §4.1.2.1) within the host's
 //! outbound timeout, so the MCP client stops waiting; why is in the audit log, not in the
 //! redirect; that callback cannot be replayed, even once TaskManager behaves; and nothing is
-//! left stuck: the same user then signs in and the client gets its tokens.
+//! left stuck: the same user then signs in and the client gets its tokens. (Errors go to a
+//! client's redirect URI only once a user approved it, so the client signs in once first.)
 
 use crate::support::taskmanager::{self, FakeTaskManager, TokenFault};
 use crate::support::*;
@@ -20,6 +21,7 @@ fn a_hanging_or_garbled_token_endpoint_fails_the_sign_in_cleanly() {
     let host = start_with(&tm, dir.path(), taskmanager::CLIENT_SECRET, options);
     let browser = Browser::new();
     let client_id = register_public_client(&browser, &host.base);
+    sign_in_through_taskmanager(&browser, &host, &tm, &client_id);
 
     let faults = [
         (TokenFault::Hang, "unreachable"),
