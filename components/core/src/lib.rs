@@ -244,10 +244,13 @@ fn serve(env: &Env, req: &Request, served: &[Endpoint], dispatch: Dispatch) -> R
     else {
         return OAuthError::not_found().into_response();
     };
+    let cors = endpoint.is_cors_open();
     if let Some((status, what)) = req.oversized() {
-        return OAuthError::new(ErrorCode::PayloadTooLarge, what)
+        // A browser client reads this refusal only with the CORS headers.
+        let refused = OAuthError::new(ErrorCode::PayloadTooLarge, what)
             .with_status(status)
             .into_response();
+        return if cors { cors_headers(refused) } else { refused };
     }
     // Behind a trusted proxy, every limit and audit event downstream sees the client; from
     // any other peer, no handler sees a forwarded origin.
@@ -260,7 +263,6 @@ fn serve(env: &Env, req: &Request, served: &[Endpoint], dispatch: Dispatch) -> R
         }
         None => req,
     };
-    let cors = endpoint.is_cors_open();
     if cors && req.method == Method::Options {
         return cors_headers(Response::new(204))
             .with_header(

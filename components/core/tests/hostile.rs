@@ -268,6 +268,16 @@ fn bodies_over_the_limit_are_413_everywhere() {
         let res = w.refused("huge body", req);
         assert_eq!(res.status, 413, "{path}");
     }
+    // A browser client on another origin can read the refusal of the endpoints it calls.
+    for path in ["/register", "/token", "/revoke"] {
+        let req = Request::new(Method::Post, path).with_body(vec![b'a'; MAX_BODY + 1]);
+        let res = w.refused("huge body", req);
+        assert_eq!(
+            res.header("access-control-allow-origin"),
+            Some("*"),
+            "{path}"
+        );
+    }
 }
 
 #[test]
