@@ -14,6 +14,7 @@ mod support;
 mod chromium;
 mod device;
 mod faults;
+mod inspector;
 mod local_login;
 mod proxies;
 mod restart;
