@@ -18,5 +18,6 @@ mod local_login;
 mod proxies;
 mod restart;
 mod sdk;
+mod sdk_servers;
 mod stores;
 mod taskmanager;
