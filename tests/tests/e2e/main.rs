@@ -19,5 +19,6 @@ mod local_login;
 mod proxies;
 mod restart;
 mod sdk;
+mod sdk_servers;
 mod stores;
 mod taskmanager;

@@ -190,3 +190,35 @@ fn unique() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
+
+impl Script {
+    /// Starts `command` (a script of another language, e.g. `node tests/node/…`) under the same
+    /// line protocol as [`Script::start`], its stderr in a log file in `dir` named after `name`.
+    pub fn spawn(dir: &Path, name: &str, mut command: Command) -> Script {
+        let log = dir.join(format!("{name}-{}.log", unique()));
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("script log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Script {
+            name: name.to_string(),
+            child,
+            stdin,
+            lines,
+            log,
+        }
+    }
+}
