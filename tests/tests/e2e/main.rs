@@ -20,3 +20,4 @@ mod restart;
 mod sdk;
 mod stores;
 mod taskmanager;
+mod trust_roots;
