@@ -93,7 +93,10 @@ impl Trust {
         let mut by_component: HashMap<String, HostConfigs> = HashMap::new();
         for (i, entry) in entries.into_iter().enumerate() {
             let config = client_config(&entry.roots, &extra, entry.client_cert, &mut system)
-                .map_err(|e| format!("[[client_tls]] entry {}: {e}", i + 1))?;
+                .map_err(|e| {
+                    let file = sources.runtime_config.unwrap_or(Path::new("")).display();
+                    format!("{file}: [[client_tls]] entry {}: {e}", i + 1)
+                })?;
             for component in &entry.component_ids {
                 let hosts = by_component.entry(component.clone()).or_default();
                 for host in &entry.hosts {
@@ -209,6 +212,11 @@ fn load_entry(entry: EntryToml, base_dir: &Path) -> Result<Entry, String> {
     if entry.hosts.is_empty() {
         return Err("`hosts` may not be empty".into());
     }
+    if let Some(bad) = entry.component_ids.iter().find(|id| !is_component_id(id)) {
+        return Err(format!(
+            "invalid component id {bad:?} in `component_ids`: use Spin's kebab-case ids"
+        ));
+    }
     let hosts = entry
         .hosts
         .iter()
@@ -254,6 +262,22 @@ fn load_entry(entry: EntryToml, base_dir: &Path) -> Result<Entry, String> {
             files,
         },
         client_cert,
+    })
+}
+
+/// Spin's rule for component ids (its `KebabId`): `-`-separated words of ASCII letters and
+/// digits (and `:` inside a word), each all lower or all upper case, the first word starting
+/// with a letter.
+fn is_component_id(id: &str) -> bool {
+    id.split('-').enumerate().all(|(i, word)| {
+        let mut chars = word.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+        let chars_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == ':');
+        let one_case = !word.chars().any(|c| c.is_ascii_uppercase())
+            || !word.chars().any(|c| c.is_ascii_lowercase());
+        first_ok && chars_ok && one_case
     })
 }
 
@@ -413,6 +437,23 @@ mod tests {
     }
 
     #[test]
+    fn component_ids_follow_spins_kebab_case() {
+        for good in [
+            "authorize",
+            "my-component",
+            "api-v2",
+            "API-v2",
+            "a1",
+            "ns:x",
+        ] {
+            assert!(is_component_id(good), "{good}");
+        }
+        for bad in ["", "-a", "a-", "a--b", "1a", "my_component", "Mixed", "a.b"] {
+            assert!(!is_component_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn no_client_tls_means_no_entries() {
         assert!(parse("[variables]\na = 1\n", Path::new(""))
             .unwrap()
@@ -458,6 +499,11 @@ mod tests {
                 "[[client_tls]]\ncomponent_ids = [\"token\"]\nhosts = [\"https://h.example\"]\n"
                     .to_owned(),
                 "invalid host",
+            ),
+            (
+                "[[client_tls]]\ncomponent_ids = [\"my_component\"]\nhosts = [\"h.example\"]\n"
+                    .to_owned(),
+                "invalid component id \"my_component\"",
             ),
             (
                 "[[client_tls]]\ncomponent_ids = []\nhosts = [\"h.example\"]\n".to_owned(),
