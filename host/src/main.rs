@@ -52,7 +52,8 @@ struct ServeArgs {
     /// TaskManager's URL (sets the `taskmanager_oauth_host` variable).
     #[arg(long)]
     taskmanager_url: Option<String>,
-    /// Spin runtime-config file selecting key-value backends (e.g. Redis).
+    /// Spin runtime-config file selecting key-value backends (e.g. Redis) and, with
+    /// `[[client_tls]]`, outbound TLS roots per component and host.
     #[arg(long)]
     runtime_config: Option<PathBuf>,
     /// Directory of the embedded key-value store.

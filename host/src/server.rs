@@ -73,7 +73,8 @@ pub const VETTED_CIMD_OUTBOUND_HOST: &str = "https://*:443";
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// Spin runtime-config file selecting the key-value backends; none: the embedded store.
+    /// Spin runtime-config file selecting the key-value backends (none: the embedded store)
+    /// and, with `[[client_tls]]`, whom outbound HTTPS trusts per component and host.
     pub runtime_config: Option<PathBuf>,
     /// Where the embedded store keeps its data.
     pub data_dir: PathBuf,
