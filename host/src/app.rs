@@ -14,7 +14,7 @@ use crate::engine::Runtime;
 use crate::error::Error;
 use crate::keyvalue::{AllowedStore, KeyValueAccess};
 use crate::manifest::{ComponentSpec, Manifest};
-use crate::outbound::{AllowList, OutboundPolicy, Vetting};
+use crate::outbound::{AllowList, Outbound, OutboundPolicy};
 use crate::routing::Router;
 use crate::state::HostState;
 use crate::variables::Variables;
@@ -42,7 +42,7 @@ impl App {
         variables: &Variables,
         stores: &HashMap<String, Arc<dyn Store>>,
         cache_dir: Option<&Path>,
-        vetting: &Arc<Vetting>,
+        outbound: &Outbound,
     ) -> Result<Self, Error> {
         let router = Router::build(&manifest.routes).map_err(|message| Error::Manifest {
             path: manifest.path.clone(),
@@ -50,7 +50,7 @@ impl App {
         })?;
         let mut components = HashMap::new();
         for (id, spec) in &manifest.components {
-            let loaded = load_component(runtime, id, spec, variables, stores, cache_dir, vetting)?;
+            let loaded = load_component(runtime, id, spec, variables, stores, cache_dir, outbound)?;
             components.insert(id.clone(), Arc::new(loaded));
         }
         Ok(App { router, components })
@@ -64,7 +64,7 @@ fn load_component(
     variables: &Variables,
     stores: &HashMap<String, Arc<dyn Store>>,
     cache_dir: Option<&Path>,
-    vetting: &Arc<Vetting>,
+    outbound: &Outbound,
 ) -> Result<LoadedComponent, Error> {
     let component_error = |message: String| Error::Component {
         component: id.to_owned(),
@@ -83,10 +83,7 @@ fn load_component(
         .map(|t| variables.expand(t, Some(&config)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(component_error)?;
-    let allow = OutboundPolicy::new(
-        AllowList::parse(&hosts).map_err(component_error)?,
-        vetting.clone(),
-    );
+    let allow = outbound.policy(id, AllowList::parse(&hosts).map_err(component_error)?);
     // Spin refuses at start-up a label that no runtime config defines; so do we.
     let mut kv = KeyValueAccess {
         allowed: Vec::new(),

@@ -55,6 +55,10 @@ pub enum Error {
     /// The key-value backends could not be opened.
     #[error("key-value stores: {0}")]
     Store(#[from] mcp_auth_kv::Error),
+    /// The certificate authorities or client certificates of outbound HTTPS could not be
+    /// loaded (`[[client_tls]]` in the runtime config, `--outbound-ca-file`, the system store).
+    #[error("outbound TLS: {0}")]
+    OutboundTls(String),
     /// The wasmtime engine or linker could not be set up.
     #[error("runtime: {0}")]
     Runtime(String),

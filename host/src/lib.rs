@@ -42,6 +42,7 @@ mod request;
 pub mod routing;
 mod server;
 mod state;
+pub mod tls;
 pub mod variables;
 
 pub use cache::default_dir as default_cache_dir;

@@ -52,7 +52,8 @@ struct ServeArgs {
     /// TaskManager's URL (sets the `taskmanager_oauth_host` variable).
     #[arg(long)]
     taskmanager_url: Option<String>,
-    /// Spin runtime-config file selecting key-value backends (e.g. Redis).
+    /// Spin runtime-config file selecting key-value backends (e.g. Redis) and, with
+    /// `[[client_tls]]`, outbound TLS roots per component and host.
     #[arg(long)]
     runtime_config: Option<PathBuf>,
     /// Directory of the embedded key-value store.
@@ -79,6 +80,22 @@ struct ServeArgs {
     /// private and loopback addresses (local development only; refused by default).
     #[arg(long)]
     outbound_allow_private: bool,
+    /// PEM file of certificate authorities that every outbound HTTPS connection trusts beside
+    /// the web PKI roots (a company CA in front of the OIDC provider or TaskManager).
+    /// Repeatable, or a comma-separated list. Per component and host, `[[client_tls]]` in the
+    /// runtime config chooses instead, as under Spin.
+    #[arg(
+        long,
+        value_name = "FILE",
+        value_delimiter = ',',
+        env = "MCP_AUTH_OUTBOUND_CA_FILE"
+    )]
+    outbound_ca_file: Vec<PathBuf>,
+    /// Also trust the system's certificate store (SSL_CERT_FILE / SSL_CERT_DIR when set, else
+    /// the distribution's bundle) for hosts that no `[[client_tls]]` entry names. Off by
+    /// default: only the built-in web PKI roots, the same on every machine.
+    #[arg(long, env = "MCP_AUTH_OUTBOUND_SYSTEM_ROOTS")]
+    outbound_system_roots: bool,
     /// Linear-memory limit of one instance, in MiB.
     #[arg(long, default_value_t = 64)]
     max_memory_mib: usize,
@@ -134,6 +151,8 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
         options.env_file = args.env_file;
         options.limits = limits;
         options.outbound_allow_private = args.outbound_allow_private;
+        options.outbound_ca_files = args.outbound_ca_file;
+        options.outbound_system_roots = args.outbound_system_roots;
         let server = Server::new(&args.manifest, options).map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -25,6 +25,13 @@
 //! [`Options::outbound_allow_private`](crate::Options::outbound_allow_private) (`mcp-auth serve
 //! --outbound-allow-private`, for local development) lifts the address check; pinning and the
 //! caps stay.
+//!
+//! # TLS
+//!
+//! An https request, named or wildcard, trusts what [`crate::tls`] chose for its component and
+//! host (`[[client_tls]]`, `--outbound-ca-file`, `--outbound-system-roots`; by default the web
+//! PKI roots). wasmtime-wasi-http's own sender only knows the web roots, so it keeps plain http
+//! to named hosts; named https goes through our own sender, bounded by the same timeouts.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,6 +50,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant, Sleep};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::tls::{ComponentTrust, Trust};
 
 /// Whole-exchange deadline (resolution, connection, headers and body) of a request to a host
 /// allowed only by a wildcard: well inside a guest's own request time.
@@ -184,53 +193,48 @@ fn default_port(scheme: &str) -> Option<u16> {
     }
 }
 
-/// How hosts reached only through a wildcard are resolved, vetted and reached over TLS: one
-/// for the process.
+/// How hosts reached only through a wildcard are resolved and vetted: one for the process.
 pub(crate) struct Vetting {
     resolver: Arc<dyn Resolve>,
     /// Wildcard hosts may resolve to private addresses (local development only).
     allow_private: bool,
-    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Vetting {
-    /// TLS trusts the web PKI roots (as wasmtime-wasi-http's own sender does) and
-    /// `extra_roots` (DER certificates), built once here rather than per request.
-    pub(crate) fn new(
-        resolver: Arc<dyn Resolve>,
-        allow_private: bool,
-        extra_roots: &[Vec<u8>],
-    ) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        };
-        for (i, der) in extra_roots.iter().enumerate() {
-            roots
-                .add(rustls::pki_types::CertificateDer::from(der.clone()))
-                .map_err(|e| format!("extra outbound root certificate {}: {e}", i + 1))?;
-        }
-        let tls = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Vetting {
+    pub(crate) fn new(resolver: Arc<dyn Resolve>, allow_private: bool) -> Self {
+        Vetting {
             resolver,
             allow_private,
-            tls: Arc::new(tls),
-        })
+        }
     }
 }
 
-/// What one component may reach: its allow-list, and the process's [`Vetting`].
+/// What every component's [`OutboundPolicy`] shares: the process's [`Vetting`] and [`Trust`].
+pub(crate) struct Outbound {
+    pub(crate) vetting: Arc<Vetting>,
+    pub(crate) trust: Trust,
+}
+
+impl Outbound {
+    /// The policy of `component`, which may reach `allow`.
+    pub(crate) fn policy(&self, component: &str, allow: AllowList) -> OutboundPolicy {
+        OutboundPolicy {
+            allow,
+            vetting: self.vetting.clone(),
+            trust: self.trust.for_component(component),
+        }
+    }
+}
+
+/// What one component may reach: its allow-list, the process's [`Vetting`], and whom its
+/// HTTPS requests trust (see [`crate::tls`]).
 pub(crate) struct OutboundPolicy {
     allow: AllowList,
     vetting: Arc<Vetting>,
+    trust: ComponentTrust,
 }
 
 impl OutboundPolicy {
-    pub(crate) fn new(allow: AllowList, vetting: Arc<Vetting>) -> Self {
-        OutboundPolicy { allow, vetting }
-    }
-
     /// The addresses of a host reached through a wildcard, refused if any is private: one
     /// private answer among public ones is how a rebinding name gets in.
     async fn vet(
@@ -337,8 +341,20 @@ impl WasiHttpHooks for OutboundHooks {
             first_byte_timeout: shorter(options.first_byte_timeout, self.first_byte_timeout),
             between_bytes_timeout: shorter(options.between_bytes_timeout, self.first_byte_timeout),
         };
-        match reach {
-            Reach::Named => Box::new(async move {
+        let target = Target {
+            // `Uri::host` keeps an IPv6 literal's brackets; resolvers and TLS want none.
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port,
+            tls: scheme
+                .eq_ignore_ascii_case("https")
+                .then(|| self.allow.trust.config(&host).clone()),
+        };
+        match (reach, &target.tls) {
+            // Plain http to a named host: wasmtime-wasi-http's own sender, as always.
+            (Reach::Named, None) => Box::new(async move {
                 let (response, io) =
                     wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
                 Ok((
@@ -346,15 +362,11 @@ impl WasiHttpHooks for OutboundHooks {
                     Box::new(io) as IoFuture,
                 ))
             }),
-            Reach::Wildcard => {
-                let target = Target {
-                    // `Uri::host` keeps an IPv6 literal's brackets; resolvers and TLS want none.
-                    host: host
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .to_owned(),
-                    tls: scheme.eq_ignore_ascii_case("https"),
-                };
+            // Its sender trusts the web roots only; ours, the roots chosen for this host.
+            (Reach::Named, Some(_)) => {
+                Box::new(async move { send_named(request, &target, options).await })
+            }
+            (Reach::Wildcard, _) => {
                 let policy = self.allow.clone();
                 let component = self.component.clone();
                 Box::new(async move {
@@ -362,22 +374,94 @@ impl WasiHttpHooks for OutboundHooks {
                     let addrs = timeout_at(deadline, policy.vet(&component, &target.host, port))
                         .await
                         .map_err(|_| HttpError::DnsTimeout)??;
-                    let tls = &policy.vetting.tls;
-                    send_pinned(request, &addrs, &target, tls, options, deadline).await
+                    send_pinned(request, &addrs, &target, options, deadline).await
                 })
             }
         }
     }
 }
 
-/// Where a vetted request goes: the name it asked for, reached at a vetted address.
+/// Where a request goes: the name it asked for, and how to trust it over https (`None`: plain
+/// http).
 struct Target {
     host: String,
-    tls: bool,
+    port: u16,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+type Sender = hyper::client::conn::http1::SendRequest<WasiBody>;
+type Connection = hyper::client::conn::http1::Connection<TokioIo<Box<dyn Stream>>, WasiBody>;
+
+/// An HTTP/1.1 connection over `tcp`, with TLS for the target's name when it is https.
+async fn handshake(tcp: TcpStream, target: &Target) -> Result<(Sender, Connection), HttpError> {
+    let stream: Box<dyn Stream> = match &target.tls {
+        Some(tls) => {
+            let name = rustls::pki_types::ServerName::try_from(target.host.clone())?;
+            let connector = tokio_rustls::TlsConnector::from(tls.clone());
+            Box::new(connector.connect(name, tcp).await.map_err(HttpError::Tls)?)
+        }
+        None => Box::new(tcp),
+    };
+    Ok(hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?)
+}
+
+/// The connection is already the target's: the request line carries the path only (the
+/// `Host` header, set by wasmtime-wasi-http, keeps the name).
+fn origin_form(request: &mut http::Request<WasiBody>) -> Result<(), HttpError> {
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    *request.uri_mut() = http::Uri::try_from(path).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    Ok(())
+}
+
+/// Sends `request` to a named https host with the TLS configuration chosen for it, bounded as
+/// wasmtime-wasi-http's own sender bounds it: connecting (TCP, then TLS and HTTP handshakes)
+/// by the connect timeout, the response head by the first-byte timeout, each body frame by the
+/// between-bytes timeout.
+async fn send_named(
+    mut request: http::Request<WasiBody>,
+    target: &Target,
+    options: RequestOptions,
+) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
+    let connect_timeout = options.connect_timeout.unwrap_or(NAMED_DEFAULT_TIMEOUT);
+    let tcp = timeout(
+        connect_timeout,
+        TcpStream::connect((target.host.as_str(), target.port)),
+    )
+    .await
+    .map_err(|_| HttpError::ConnectionTimeout)?
+    .map_err(HttpError::Connect)?;
+    let (mut sender, conn) = timeout(connect_timeout, handshake(tcp, target))
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)??;
+    let conn = tokio::spawn(conn);
+    origin_form(&mut request)?;
+    let first_byte = options.first_byte_timeout.unwrap_or(NAMED_DEFAULT_TIMEOUT);
+    let response = timeout(first_byte, sender.send_request(request))
+        .await
+        .map_err(|_| HttpError::ConnectionReadTimeout)??;
+    let between = options
+        .between_bytes_timeout
+        .unwrap_or(NAMED_DEFAULT_TIMEOUT);
+    let io = async move {
+        match conn.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.is_timeout() => Err(HttpError::HttpResponseTimeout),
+            Ok(Err(e)) => Err(HttpError::from(e)),
+            Err(_panicked_or_cancelled) => Err(HttpError::ConnectionTerminated),
+        }
+    };
+    Ok((
+        response.map(|body| BetweenBytes::new(body, between).boxed_unsync()),
+        Box::new(io) as IoFuture,
+    ))
+}
+
+/// wasmtime-wasi-http's timeout when neither the guest nor the host sets one (the host always
+/// does: see [`OutboundHooks`]).
+const NAMED_DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Sends `request` over a connection to one of `addrs` (the first that accepts), with TLS for
 /// the target's name, and bounds the whole exchange by `deadline` and [`UNTRUSTED_MAX_BODY`].
@@ -385,32 +469,18 @@ async fn send_pinned(
     mut request: http::Request<WasiBody>,
     addrs: &[SocketAddr],
     target: &Target,
-    tls: &Arc<rustls::ClientConfig>,
     options: RequestOptions,
     deadline: Instant,
 ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
     let connect_timeout = options.connect_timeout.unwrap_or(UNTRUSTED_DEADLINE);
     let first_byte = Instant::now() + options.first_byte_timeout.unwrap_or(UNTRUSTED_DEADLINE);
-    let connect = async {
-        let tcp = connect_any(addrs).await?;
-        let stream: Box<dyn Stream> = if target.tls {
-            let name = rustls::pki_types::ServerName::try_from(target.host.clone())?;
-            let connector = tokio_rustls::TlsConnector::from(tls.clone());
-            Box::new(connector.connect(name, tcp).await.map_err(HttpError::Tls)?)
-        } else {
-            Box::new(tcp)
-        };
-        Ok::<_, HttpError>(hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?)
-    };
+    let connect = async { handshake(connect_any(addrs).await?, target).await };
     let (mut sender, conn) = timeout_at(deadline, timeout(connect_timeout, connect))
         .await
         .and_then(|r| r)
         .map_err(|_| HttpError::ConnectionTimeout)??;
     let conn = tokio::spawn(timeout_at(deadline, conn));
-    // The connection is already the target's: the request line carries the path only (the
-    // `Host` header, set by wasmtime-wasi-http, keeps the name).
-    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    *request.uri_mut() = http::Uri::try_from(path).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    origin_form(&mut request)?;
     let response = timeout_at(first_byte.min(deadline), sender.send_request(request))
         .await
         .map_err(|_| HttpError::ConnectionReadTimeout)??;
@@ -438,6 +508,54 @@ async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, HttpError> {
         }
     }
     Err(last)
+}
+
+/// A response body that fails when the next frame takes longer than its timeout.
+struct BetweenBytes {
+    inner: Incoming,
+    timeout: Duration,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl BetweenBytes {
+    fn new(inner: Incoming, timeout: Duration) -> Self {
+        BetweenBytes {
+            inner,
+            timeout,
+            timer: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl Body for BetweenBytes {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer.as_mut().reset(Instant::now() + this.timeout);
+                Poll::Ready(frame.map(|f| {
+                    f.map_err(|e| match e.is_timeout() {
+                        true => HttpError::HttpResponseTimeout,
+                        false => HttpError::from(e),
+                    })
+                }))
+            }
+            Poll::Pending => {
+                ready!(this.timer.as_mut().poll(cx));
+                Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
 }
 
 /// A response body that fails at the exchange's deadline or past [`UNTRUSTED_MAX_BODY`].

@@ -24,8 +24,9 @@ use crate::engine::Runtime;
 use crate::error::Error;
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
-use crate::outbound::{Resolve, SystemResolver, Vetting};
+use crate::outbound::{Outbound, Resolve, SystemResolver, Vetting};
 use crate::request::{self, Shared};
+use crate::tls::{Trust, TrustSources};
 use crate::variables::{self, Variables};
 
 /// Per-request limits. The defaults suit the mcp-auth components (small JSON and HTML).
@@ -72,7 +73,8 @@ pub const VETTED_CIMD_OUTBOUND_HOST: &str = "https://*:443";
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// Spin runtime-config file selecting the key-value backends; none: the embedded store.
+    /// Spin runtime-config file selecting the key-value backends (none: the embedded store)
+    /// and, with `[[client_tls]]`, whom outbound HTTPS trusts per component and host.
     pub runtime_config: Option<PathBuf>,
     /// Where the embedded store keeps its data.
     pub data_dir: PathBuf,
@@ -101,11 +103,18 @@ pub struct Options {
     /// Let hosts reached only through a wildcard resolve to private addresses (local
     /// development: a Client ID Metadata Document on this machine). Off: refused.
     pub outbound_allow_private: bool,
-    /// Certificates (DER) trusted, beside the web PKI roots, by TLS connections to hosts
-    /// reached only through a wildcard (a private CA; tests). Hosts that
-    /// `allowed_outbound_hosts` names go through wasmtime-wasi-http, which trusts the web roots
-    /// only.
+    /// PEM files of certificate authorities that every outbound HTTPS connection trusts beside
+    /// its other roots (`mcp-auth serve --outbound-ca-file`): the company CA in front of an
+    /// OIDC provider, TaskManager or an internal Client ID Metadata Document host. Per
+    /// component and host, the runtime config's `[[client_tls]]` tables choose (see
+    /// [`crate::tls`]).
+    pub outbound_ca_files: Vec<PathBuf>,
+    /// Certificates (DER) trusted like [`Options::outbound_ca_files`], for embedders and tests.
     pub outbound_extra_roots: Vec<Vec<u8>>,
+    /// Let hosts that no `[[client_tls]]` entry names also trust the system's certificate store
+    /// (`SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else the distribution's bundle). Off: the web
+    /// PKI roots only, so that what is trusted does not depend on the machine.
+    pub outbound_system_roots: bool,
 }
 
 impl Default for Options {
@@ -125,7 +134,9 @@ impl Default for Options {
             shutdown_grace: Duration::from_secs(30),
             resolver: Arc::new(SystemResolver),
             outbound_allow_private: false,
+            outbound_ca_files: Vec::new(),
             outbound_extra_roots: Vec::new(),
+            outbound_system_roots: false,
         }
     }
 }
@@ -173,12 +184,23 @@ impl Server {
                 &options.data_dir,
             )?,
         };
-        let vetting = Vetting::new(
-            options.resolver.clone(),
-            options.outbound_allow_private,
-            &options.outbound_extra_roots,
-        )
-        .map_err(Error::Runtime)?;
+        let vetting = Vetting::new(options.resolver.clone(), options.outbound_allow_private);
+        let trust = Trust::load(&TrustSources {
+            runtime_config: options.runtime_config.as_deref(),
+            ca_files: &options.outbound_ca_files,
+            extra_roots: &options.outbound_extra_roots,
+            system_roots: options.outbound_system_roots,
+        })
+        .map_err(Error::OutboundTls)?;
+        for unknown in trust
+            .components()
+            .filter(|id| !manifest.components.contains_key(*id))
+        {
+            tracing::warn!(
+                component = unknown,
+                "a [[client_tls]] entry names a component that the manifest does not have"
+            );
+        }
         let runtime = Runtime::new(&options.limits)?;
         let app = App::load(
             &runtime,
@@ -186,7 +208,10 @@ impl Server {
             &variables,
             &stores,
             options.cache_dir.as_deref(),
-            &Arc::new(vetting),
+            &Outbound {
+                vetting: Arc::new(vetting),
+                trust,
+            },
         )?;
         let slots = Arc::new(Semaphore::new(
             options.limits.max_concurrent_requests.max(1) as usize,

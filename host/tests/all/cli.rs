@@ -113,10 +113,10 @@ fn serve_stops_gracefully_on_a_sigterm_sent_as_soon_as_it_says_serving() {
 }
 
 /// `mcp-auth serve` of the test guest on port 0, once it has said where it listens.
-struct Serving {
+pub(crate) struct Serving {
     server: Stopped,
     /// Where the `serving` line says it listens.
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     log: Vec<String>,
     lines: Receiver<String>,
     reader: JoinHandle<()>,
@@ -129,26 +129,13 @@ impl Serving {
 
     /// [`Serving::start`] with more `mcp-auth serve` arguments.
     fn start_with(dir: &Path, args: &[&str]) -> Serving {
-        let manifest = support::write_app(dir, &support::single_component_manifest(""), None);
-        let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-guests/cache");
-        // Port 0: the system picks the port, and the "serving" line must say which.
-        let mut server = Stopped(
-            Command::new(BIN)
-                .arg("serve")
-                .arg("--manifest")
-                .arg(&manifest)
-                .arg("--listen")
-                .arg("127.0.0.1:0")
-                .arg("--data-dir")
-                .arg(dir.join("data"))
-                .arg("--cache-dir")
-                .arg(&cache)
-                .args(args)
-                .env("RUST_LOG", "info")
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
+        let manifest = support::single_component_manifest("");
+        Serving::start_app(serve(dir, &manifest, args))
+    }
+
+    /// `command` (see [`serve`]), once it has said where it listens.
+    pub(crate) fn start_app(mut command: Command) -> Serving {
+        let mut server = Stopped(command.stderr(Stdio::piped()).spawn().unwrap());
         let stderr = server.0.stderr.take().unwrap();
         let (sender, lines) = mpsc::channel();
         let reader = std::thread::spawn(move || {
@@ -184,7 +171,7 @@ impl Serving {
     }
 
     /// SIGTERM, then the exit status and everything the process wrote to stderr.
-    fn terminate(self) -> (ExitStatus, String) {
+    pub(crate) fn terminate(self) -> (ExitStatus, String) {
         let Serving {
             mut server,
             mut log,
@@ -202,6 +189,27 @@ impl Serving {
         log.extend(lines.try_iter());
         (status, log.join("\n"))
     }
+}
+
+/// `mcp-auth serve` of `manifest` (written to `dir`) on port 0, with more `args`.
+pub(crate) fn serve(dir: &Path, manifest: &str, args: &[&str]) -> Command {
+    let manifest = support::write_app(dir, manifest, None);
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-guests/cache");
+    let mut command = Command::new(BIN);
+    // Port 0: the system picks the port, and the "serving" line must say which.
+    command
+        .arg("serve")
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(args)
+        .env("RUST_LOG", "info");
+    command
 }
 
 /// The address of the `serving` log line (`... serving address=127.0.0.1:PORT ...`).

@@ -5,6 +5,7 @@ mod cli;
 mod durability;
 mod outbound;
 mod support;
+mod trust;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -17,11 +17,12 @@ use hyper::body::{Body, Frame};
 use mcp_auth_host::outbound::{Resolve, ResolveFuture, UNTRUSTED_MAX_BODY};
 
 use crate::support::{single_component_manifest, TestHost};
+use crate::trust::TestCa;
 
 /// A local HTTP server on 127.0.0.1 that records the `Host` header of every request; stopped
 /// on drop.
-struct Upstream {
-    addr: SocketAddr,
+pub(crate) struct Upstream {
+    pub(crate) addr: SocketAddr,
     hosts: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -34,7 +35,7 @@ impl Upstream {
     }
 
     /// The same over TLS, presenting `tls`'s certificate.
-    async fn start_tls(reply: Reply, tls: rustls::ServerConfig) -> Upstream {
+    pub(crate) async fn start_tls(reply: Reply, tls: rustls::ServerConfig) -> Upstream {
         Upstream::serve(reply, Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))).await
     }
 
@@ -74,11 +75,11 @@ impl Upstream {
         Upstream { addr, hosts, task }
     }
 
-    fn hello() -> UnsyncBoxBody<Bytes, Infallible> {
+    pub(crate) fn hello() -> UnsyncBoxBody<Bytes, Infallible> {
         Full::new(Bytes::from_static(b"hello")).boxed_unsync()
     }
 
-    fn hosts(&self) -> Vec<String> {
+    pub(crate) fn hosts(&self) -> Vec<String> {
         self.hosts.lock().unwrap().clone()
     }
 }
@@ -108,13 +109,13 @@ impl Body for Trickle {
 
 /// Names answered from a table (anything else fails), counting lookups.
 #[derive(Default)]
-struct TableResolver {
+pub(crate) struct TableResolver {
     names: HashMap<&'static str, Vec<IpAddr>>,
     lookups: AtomicUsize,
 }
 
 impl TableResolver {
-    fn new(names: &[(&'static str, &[&str])]) -> Arc<Self> {
+    pub(crate) fn new(names: &[(&'static str, &[&str])]) -> Arc<Self> {
         Arc::new(TableResolver {
             names: names
                 .iter()
@@ -173,23 +174,8 @@ async fn fetcher_trusting(
 /// A fresh CA (its DER certificate) and a server configuration presenting a certificate it
 /// issued for `name`.
 fn certificate_for(name: &str) -> (Vec<u8>, rustls::ServerConfig) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec![name.to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let server = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    (ca.der().to_vec(), server)
+    let ca = TestCa::new(&[name]);
+    (ca.der(), ca.server)
 }
 
 fn refused_for_its_address((status, body): (u16, String)) -> bool {

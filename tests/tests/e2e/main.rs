@@ -22,3 +22,4 @@ mod sdk;
 mod sdk_servers;
 mod stores;
 mod taskmanager;
+mod trust_roots;
