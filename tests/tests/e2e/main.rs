@@ -17,6 +17,7 @@ mod faults;
 mod local_login;
 mod proxies;
 mod restart;
+mod rs256;
 mod sdk;
 mod stores;
 mod taskmanager;
