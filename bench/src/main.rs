@@ -463,7 +463,7 @@ fn print_component_sizes(root: &Path) {
     })
     .collect();
     println!(
-        "component sizes (limit 1024 KiB each): {}",
+        "component sizes (budget 1024 KiB each, 1280 KiB for token, which links RS256): {}",
         sizes.join(", ")
     );
 }
