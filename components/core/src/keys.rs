@@ -145,9 +145,12 @@ impl SigningKey {
     pub fn from_config(entry: &str, default: SigningAlgorithm) -> Result<SigningKey, ConfigError> {
         let (algorithm, encoded) = match entry.trim().split_once(':') {
             Some((name, encoded)) => (
+                // Not echoed: whatever precedes the `:` is part of a secret.
                 SigningAlgorithm::parse(name).ok_or_else(|| ConfigError {
                     variable: "signing_keys",
-                    message: format!("`{name}:` does not name ES256, EdDSA or RS256"),
+                    message: "holds an entry whose prefix before `:` is not ES256, EdDSA or \
+                              RS256"
+                        .into(),
                 })?,
                 encoded,
             ),
