@@ -58,21 +58,8 @@ fn rsa_keys(browser: &Browser, host: &Host) -> Vec<Value> {
 
 /// The built-in login and consent, then the code's redemption, for `resource`.
 fn sign_in_for(browser: &Browser, host: &Host, client_id: &str, resource: &str) -> Value {
-    let query = form_urlencoded::Serializer::new(String::new())
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("code_challenge", CHALLENGE)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("state", "st-1")
-        .append_pair("scope", "mcp:read offline_access")
-        .append_pair("resource", resource)
-        .finish();
-    let back = approve_as_demo(
-        browser,
-        &host.url(&format!("/authorize?{query}")),
-        "E2E Client",
-    );
+    let url = authorization_url_for(&host.base, client_id, "st-1", resource);
+    let back = approve_as_demo(browser, &url, "E2E Client");
     let code = client_redirect_code(&back, &host.base);
     tokens_of(&browser.post_form(
         &host.url("/token"),
