@@ -81,7 +81,7 @@ pub fn precompute() {
 pub fn signing_key(env: &Env) -> Result<SigningKey, OAuthError> {
     match env.settings.signing_keys.first() {
         Some(configured) => SigningKey::from_config(configured, env.settings.signing_algorithm)
-            .map_err(|e| OAuthError::new(ErrorCode::ServerError, e.to_string())),
+            .map_err(misconfigured),
         None => stored_or_generated(env),
     }
 }
@@ -96,7 +96,13 @@ pub fn published_keys(env: &Env) -> Result<Vec<PublicKey>, OAuthError> {
         .iter()
         .map(|k| SigningKey::from_config(k, env.settings.signing_algorithm).map(|k| k.public_key()))
         .collect::<Result<_, _>>()
-        .map_err(|e| OAuthError::new(ErrorCode::ServerError, e.to_string()))
+        .map_err(misconfigured)
+}
+
+/// A bad `signing_keys` entry is the operator's mistake: a 500 that names the variable and
+/// what is wrong, never the value.
+fn misconfigured(err: ConfigError) -> OAuthError {
+    OAuthError::new(ErrorCode::ServerError, err.to_string())
 }
 
 /// A private key with its `kid` (the RFC 7638 JWK thumbprint of its public key).
