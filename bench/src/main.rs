@@ -59,9 +59,11 @@ struct Cli {
     /// Skip oidc-provider.
     #[arg(long)]
     no_oidc_provider: bool,
-    /// The access tokens' signing algorithm (mcp-auth's `jwt_algorithm`): ES256 or EdDSA.
-    #[arg(long, default_value = "ES256")]
-    jwt_algorithm: String,
+    /// The access tokens' signing algorithm (mcp-auth's `jwt_algorithm`): ES256, EdDSA or
+    /// RS256. Several, comma separated (`ES256,RS256`), run our systems once for each in the
+    /// same run, their rows named by the algorithm.
+    #[arg(long, value_delimiter = ',', default_value = "ES256")]
+    jwt_algorithm: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -151,6 +153,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
         ours = measured.ours;
         notes = measured.notes;
     }
+    let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
     report::print(&report::median(rounds), &ours);
     println!();
     for note in notes {
@@ -163,8 +166,8 @@ async fn run(cli: &Cli) -> Result<(), String> {
 /// What one round measured.
 struct Round {
     rows: Vec<Row>,
-    /// Our systems (embedded, Redis) in this round.
-    ours: Vec<&'static str>,
+    /// Our systems (embedded, Redis; each signing algorithm) in this round.
+    ours: Vec<String>,
     notes: Vec<String>,
 }
 
@@ -202,7 +205,7 @@ async fn run_round(
             manifest: &manifest,
             cache: &cache,
             runtime_config: None,
-            jwt_algorithm: &cli.jwt_algorithm,
+            jwt_algorithm: &cli.jwt_algorithm[0],
         };
         let trivial = host.start("trivial", &tmp.path().join("trivial")).await?;
         rows.push(bench.measure(&trivial, "ok", |_| ok_request()).await?);
@@ -213,8 +216,18 @@ async fn run_round(
         Stores::Redis => &[("mcp-auth/redis", true)],
         Stores::Both => &[("mcp-auth", false), ("mcp-auth/redis", true)],
     };
-    for &(system, on_redis) in stores {
-        let dir = tmp.path().join(system.replace('/', "-"));
+    let runs = stores.iter().flat_map(|&(store, on_redis)| {
+        cli.jwt_algorithm.iter().map(move |algorithm| {
+            let system = match cli.jwt_algorithm.len() {
+                1 => store.to_owned(),
+                _ => format!("{store} {algorithm}"),
+            };
+            (system, on_redis, algorithm.as_str())
+        })
+    });
+    for (system, on_redis, algorithm) in runs {
+        let system = system.as_str();
+        let dir = tmp.path().join(system.replace(['/', ' '], "-"));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let redis_server = match on_redis {
             true => Some(redis(&dir).await?),
@@ -237,7 +250,7 @@ async fn run_round(
             manifest: &root.join("spin.toml"),
             cache: &cache,
             runtime_config: runtime_config.as_deref(),
-            jwt_algorithm: &cli.jwt_algorithm,
+            jwt_algorithm: algorithm,
         };
         // The first start fills the compile cache (if it was cold); the second is measured.
         drop(host.start(system, &dir).await?);
@@ -280,7 +293,7 @@ async fn run_round(
                 ..row
             });
         }
-        ours.push(system);
+        ours.push(system.to_owned());
     }
 
     if !cli.no_oidc_provider {
@@ -345,7 +358,7 @@ impl Bench {
             if window { peak } else { None },
         );
         eprintln!(
-            "{:<14} {:<14} {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  RSS {} MiB{}",
+            "{:<20} {:<14} {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  RSS {} MiB{}",
             process.name,
             scenario,
             row.per_second,
@@ -450,7 +463,7 @@ fn print_component_sizes(root: &Path) {
     })
     .collect();
     println!(
-        "component sizes (limit 1024 KiB each): {}",
+        "component sizes (budget 1024 KiB each, 1280 KiB for token, which links RS256): {}",
         sizes.join(", ")
     );
 }

@@ -47,6 +47,10 @@ pub fn variables(issuer: &str, jwt_algorithm: &str) -> Vec<(String, String)> {
         "RATE_LIMIT_REGISTER_PER_IP",
         "RATE_LIMIT_REGISTER_GLOBAL",
         "RATE_LIMIT_TOKEN_PER_CLIENT",
+        // The set-up's concurrent sign-ins count against the login limits: every try counts
+        // until it proves right.
+        "RATE_LIMIT_LOGIN_FAILURES_PER_USER",
+        "RATE_LIMIT_LOGIN_FAILURES_PER_IP",
     ] {
         vars.push((limit.to_owned(), RATE_LIMIT.to_owned()));
     }

@@ -107,7 +107,7 @@ pub fn print(rows: &[Row], ours: &[&str]) {
             .find(|r| r.system == system && r.scenario == scenario)
     };
     println!(
-        "\n{:<14} {:<14} {:>9} {:>8} {:>8} {:>9} {:>7} {:>9} {:>10} {:>6}",
+        "\n{:<20} {:<14} {:>9} {:>8} {:>8} {:>9} {:>7} {:>9} {:>10} {:>6}",
         "system",
         "scenario",
         "req/s",
@@ -154,7 +154,7 @@ pub fn print(rows: &[Row], ours: &[&str]) {
             }
         }
         println!(
-            "{:<14} {:<14} {:>9.0} {:>8.2} {:>8.2} {:>9} {:>7} {:>9} {:>10} {}",
+            "{:<20} {:<14} {:>9.0} {:>8.2} {:>8.2} {:>9} {:>7} {:>9} {:>10} {}",
             row.system,
             row.scenario,
             row.per_second,

@@ -45,7 +45,7 @@ class JwksVerifier:
             claims = jwt.decode(
                 token,
                 key,
-                algorithms=["ES256", "EdDSA"],
+                algorithms=["ES256", "EdDSA", "RS256"],
                 audience=self.resource,
                 issuer=self.issuer,
                 options={"require": ["exp", "iss", "aud", "sub", "client_id"]},

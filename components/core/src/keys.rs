@@ -1,10 +1,19 @@
 //! Signing keys for access tokens (RFC 9068) and the JWKS document that publishes them
 //! (RFC 7517 §5).
 //!
-//! Keys come from `signing_keys` (base64url raw private keys: a 32-byte P-256 scalar for
-//! ES256, a 32-byte Ed25519 seed for EdDSA; the first signs, all are published). Without
-//! configured keys one key is generated from [`Env::rng`] on first use and kept under
-//! [`STORED_KEY`] as raw bytes, which load without any PEM/DER parsing.
+//! Keys come from `signing_keys`, comma separated; the first signs, all are published. Each is
+//! base64url private key bytes, prefixed with its algorithm when it is not `jwt_algorithm`'s
+//! (`ES256:…`, `EdDSA:…`, `RS256:…`), so that a set can change algorithm while it rotates:
+//! - ES256: the 32-byte P-256 scalar; EdDSA: the 32-byte Ed25519 seed. Raw bytes load
+//!   without any PEM/DER parsing.
+//! - RS256 (RFC 9068 §4: every server MUST support it): an RSA key of 2048 to 4096 bits as
+//!   DER, PKCS#8 or PKCS#1, such as `openssl genpkey -algorithm RSA -pkeyopt
+//!   rsa_keygen_bits:2048 -outform DER | basenc --base64url -w0` prints (PKCS#1 with
+//!   OpenSSL 3). Generated keys are stored as PKCS#8.
+//!
+//! Without configured keys one key of `jwt_algorithm` is generated from [`Env::rng`] on first
+//! use and kept under [`STORED_KEY`] in the same encoding. A 2048-bit RSA key takes seconds to
+//! generate in wasm: it happens once per deployment, never per request.
 //!
 //! Generation is race-safe across hosts without compare-and-swap: a [`records::claim`] on a
 //! per-minute generation key picks the single writer; the others re-read the stored key and,
@@ -16,9 +25,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jwt_simple::prelude::{
     ECDSAP256KeyPairLike, ECDSAP256PublicKeyLike, ES256KeyPair, ES256PublicKey, Ed25519KeyPair,
-    Ed25519PublicKey, EdDSAKeyPairLike, EdDSAPublicKeyLike, HeaderOptions, JWTClaims,
-    VerificationOptions,
+    Ed25519PublicKey, EdDSAKeyPairLike, EdDSAPublicKeyLike, HeaderOptions, JWTClaims, RS256KeyPair,
+    RS256PublicKey, RSAKeyPairLike, RSAPublicKeyLike, VerificationOptions,
 };
+use jwt_simple::JWTError;
+use rsa::pkcs8::EncodePrivateKey;
+use rsa::rand_core::{CryptoRng, RngCore};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +38,7 @@ use crate::env::Env;
 use crate::error::{ErrorCode, OAuthError};
 use crate::http::{Method, Request, Response};
 use crate::records::{self, Claim};
-use crate::settings::SigningAlgorithm;
+use crate::settings::{ConfigError, SigningAlgorithm};
 
 /// Where a generated key is kept.
 pub const STORED_KEY: &str = "keys/signing";
@@ -36,6 +48,8 @@ const RE_READS: usize = 3;
 const GENERATION_WINDOW: u64 = 60;
 /// The `typ` of access tokens (RFC 9068 §2.1).
 const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// The size of generated RSA keys: the smallest that RFC 7518 §3.3 and jwt-simple accept.
+const RSA_BITS: usize = 2048;
 
 /// `GET /jwks`: every published public key (RFC 7517 §5), cacheable for five minutes.
 pub fn jwks(env: &Env, req: &Request) -> Response {
@@ -66,7 +80,8 @@ pub fn precompute() {
 /// The key that signs new access tokens.
 pub fn signing_key(env: &Env) -> Result<SigningKey, OAuthError> {
     match env.settings.signing_keys.first() {
-        Some(configured) => SigningKey::from_config(configured, env.settings.signing_algorithm),
+        Some(configured) => SigningKey::from_config(configured, env.settings.signing_algorithm)
+            .map_err(misconfigured),
         None => stored_or_generated(env),
     }
 }
@@ -80,7 +95,14 @@ pub fn published_keys(env: &Env) -> Result<Vec<PublicKey>, OAuthError> {
         .signing_keys
         .iter()
         .map(|k| SigningKey::from_config(k, env.settings.signing_algorithm).map(|k| k.public_key()))
-        .collect()
+        .collect::<Result<_, _>>()
+        .map_err(misconfigured)
+}
+
+/// A bad `signing_keys` entry is the operator's mistake: a 500 that names the variable and
+/// what is wrong, never the value.
+fn misconfigured(err: ConfigError) -> OAuthError {
+    OAuthError::new(ErrorCode::ServerError, err.to_string())
 }
 
 /// A private key with its `kid` (the RFC 7638 JWK thumbprint of its public key).
@@ -92,42 +114,62 @@ pub struct SigningKey {
 enum KeyPair {
     Es256(ES256KeyPair),
     EdDsa(Ed25519KeyPair),
+    /// Boxed: an RSA key is twice the size of the others.
+    Rs256(Box<RS256KeyPair>),
 }
 
 impl SigningKey {
-    /// A key from its raw 32 bytes: a P-256 scalar (ES256) or an Ed25519 seed (EdDSA).
-    pub fn from_raw(raw: &[u8], algorithm: SigningAlgorithm) -> Option<SigningKey> {
+    /// A key from its private bytes: a 32-byte P-256 scalar (ES256), a 32-byte Ed25519 seed
+    /// (EdDSA), or an RSA key's PKCS#8 or PKCS#1 DER (RS256: 2048 to 4096 bits, exponent
+    /// 65537, its CRT values checked).
+    pub fn from_raw(raw: &[u8], algorithm: SigningAlgorithm) -> Result<SigningKey, KeyError> {
         let (kid, pair) = match algorithm {
             SigningAlgorithm::Es256 => {
-                let pair = ES256KeyPair::from_bytes(raw).ok()?;
-                (pair.jwk_thumbprint(), KeyPair::Es256(pair))
+                let pair = ES256KeyPair::from_bytes(raw).map_err(|_| KeyError::Malformed)?;
+                let kid = pair.jwk_thumbprint();
+                (kid.clone(), KeyPair::Es256(pair.with_key_id(&kid)))
             }
             SigningAlgorithm::EdDsa => {
-                let pair = Ed25519KeyPair::from_der(&ed25519_pkcs8(raw)?).ok()?;
-                (pair.jwk_thumbprint(), KeyPair::EdDsa(pair))
+                let der = ed25519_pkcs8(raw).ok_or(KeyError::Malformed)?;
+                let pair = Ed25519KeyPair::from_der(&der).map_err(|_| KeyError::Malformed)?;
+                let kid = pair.jwk_thumbprint();
+                (kid.clone(), KeyPair::EdDsa(pair.with_key_id(&kid)))
+            }
+            SigningAlgorithm::Rs256 => {
+                let pair = RS256KeyPair::from_der(raw).map_err(rsa_key_error)?;
+                let kid = pair.jwk_thumbprint();
+                (
+                    kid.clone(),
+                    KeyPair::Rs256(Box::new(pair.with_key_id(&kid))),
+                )
             }
         };
-        let pair = match pair {
-            KeyPair::Es256(p) => KeyPair::Es256(p.with_key_id(&kid)),
-            KeyPair::EdDsa(p) => KeyPair::EdDsa(p.with_key_id(&kid)),
-        };
-        Some(SigningKey { kid, pair })
+        Ok(SigningKey { kid, pair })
     }
 
-    fn from_config(encoded: &str, algorithm: SigningAlgorithm) -> Result<SigningKey, OAuthError> {
-        URL_SAFE_NO_PAD
-            .decode(encoded.trim().trim_end_matches('='))
-            .ok()
+    /// One entry of `signing_keys`: `[ALG:]base64url`, of `default` when it names none.
+    pub fn from_config(entry: &str, default: SigningAlgorithm) -> Result<SigningKey, ConfigError> {
+        let (algorithm, encoded) = match entry.trim().split_once(':') {
+            Some((name, encoded)) => (
+                // Not echoed: whatever precedes the `:` is part of a secret.
+                SigningAlgorithm::parse(name).ok_or_else(|| ConfigError {
+                    variable: "signing_keys",
+                    message: "holds an entry whose prefix before `:` is not ES256, EdDSA or \
+                              RS256"
+                        .into(),
+                })?,
+                encoded,
+            ),
+            None => (default, entry.trim()),
+        };
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded.trim_end_matches('='))
+            .map_err(|_| KeyError::Malformed);
+        bytes
             .and_then(|raw| SigningKey::from_raw(&raw, algorithm))
-            .ok_or_else(|| {
-                OAuthError::new(
-                    ErrorCode::ServerError,
-                    format!(
-                        "configuration variable `signing_keys` holds a value that is not a \
-                         base64url 32-byte {} private key",
-                        algorithm.as_str()
-                    ),
-                )
+            .map_err(|e| ConfigError {
+                variable: "signing_keys",
+                message: e.describe(algorithm),
             })
     }
 
@@ -139,6 +181,7 @@ impl SigningKey {
         match self.pair {
             KeyPair::Es256(_) => SigningAlgorithm::Es256,
             KeyPair::EdDsa(_) => SigningAlgorithm::EdDsa,
+            KeyPair::Rs256(_) => SigningAlgorithm::Rs256,
         }
     }
 
@@ -146,6 +189,9 @@ impl SigningKey {
         let key = match &self.pair {
             KeyPair::Es256(p) => PublicKeyKind::Es256(p.public_key().with_key_id(&self.kid)),
             KeyPair::EdDsa(p) => PublicKeyKind::EdDsa(p.public_key().with_key_id(&self.kid)),
+            KeyPair::Rs256(p) => {
+                PublicKeyKind::Rs256(Box::new(p.public_key().with_key_id(&self.kid)))
+            }
         };
         PublicKey { key }
     }
@@ -162,6 +208,7 @@ impl SigningKey {
         match &self.pair {
             KeyPair::Es256(p) => p.sign_with_options(claims, &options),
             KeyPair::EdDsa(p) => p.sign_with_options(claims, &options),
+            KeyPair::Rs256(p) => p.sign_with_options(claims, &options),
         }
         .map_err(|e| OAuthError::new(ErrorCode::ServerError, format!("signing failed: {e}")))
     }
@@ -175,6 +222,7 @@ pub struct PublicKey {
 enum PublicKeyKind {
     Es256(ES256PublicKey),
     EdDsa(Ed25519PublicKey),
+    Rs256(Box<RS256PublicKey>),
 }
 
 impl PublicKey {
@@ -183,6 +231,7 @@ impl PublicKey {
         let text = match &self.key {
             PublicKeyKind::Es256(k) => k.to_jwk(),
             PublicKeyKind::EdDsa(k) => k.to_jwk(),
+            PublicKeyKind::Rs256(k) => k.to_jwk(),
         };
         // jwt-simple writes the JWK with serde_json itself; it always parses.
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
@@ -198,11 +247,55 @@ impl PublicKey {
         match &self.key {
             PublicKeyKind::Es256(k) => k.verify_token(token, Some(options)),
             PublicKeyKind::EdDsa(k) => k.verify_token(token, Some(options)),
+            PublicKeyKind::Rs256(k) => k.verify_token(token, Some(options)),
         }
     }
 }
 
-/// The generated key as stored: algorithm and raw private bytes, base64url.
+/// Why private key bytes make no key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyError {
+    /// Not a key of the algorithm (wrong length, not DER, inconsistent values).
+    Malformed,
+    /// An RSA modulus shorter than 2048 bits (RFC 7518 §3.3).
+    RsaTooSmall,
+    /// An RSA modulus longer than 4096 bits, which jwt-simple refuses.
+    RsaTooLarge,
+}
+
+impl KeyError {
+    /// The problem, for an operator who configured such a key as `algorithm`.
+    fn describe(self, algorithm: SigningAlgorithm) -> String {
+        match (self, algorithm) {
+            (KeyError::RsaTooSmall, _) => {
+                "holds an RSA key shorter than 2048 bits, which RS256 forbids".into()
+            }
+            (KeyError::RsaTooLarge, _) => "holds an RSA key longer than 4096 bits".into(),
+            (_, SigningAlgorithm::Es256) => {
+                "holds a value that is not a base64url 32-byte ES256 (P-256) private key".into()
+            }
+            (_, SigningAlgorithm::EdDsa) => {
+                "holds a value that is not a base64url 32-byte EdDSA (Ed25519) seed".into()
+            }
+            (_, SigningAlgorithm::Rs256) => {
+                "holds a value that is not a base64url DER (PKCS#8 or PKCS#1) RS256 (RSA) \
+                 private key"
+                    .into()
+            }
+        }
+    }
+}
+
+fn rsa_key_error(e: jwt_simple::Error) -> KeyError {
+    match e.downcast_ref::<JWTError>() {
+        Some(JWTError::WeakKey) => KeyError::RsaTooSmall,
+        Some(JWTError::UnsupportedRSAModulus) => KeyError::RsaTooLarge,
+        _ => KeyError::Malformed,
+    }
+}
+
+/// The generated key as stored: algorithm and private bytes (as configured keys are
+/// encoded), base64url.
 #[derive(Serialize, Deserialize)]
 struct StoredKey {
     alg: String,
@@ -211,12 +304,8 @@ struct StoredKey {
 
 impl StoredKey {
     fn load(&self) -> Option<SigningKey> {
-        let algorithm = match self.alg.as_str() {
-            "ES256" => SigningAlgorithm::Es256,
-            "EdDSA" => SigningAlgorithm::EdDsa,
-            _ => return None,
-        };
-        SigningKey::from_raw(&URL_SAFE_NO_PAD.decode(&self.d).ok()?, algorithm)
+        let algorithm = SigningAlgorithm::parse(&self.alg)?;
+        SigningKey::from_raw(&URL_SAFE_NO_PAD.decode(&self.d).ok()?, algorithm).ok()
     }
 }
 
@@ -230,7 +319,7 @@ fn stored_or_generated(env: &Env) -> Result<SigningKey, OAuthError> {
     if records::claim(env, &attempt, Claim::Redeem)? {
         // The attempt record only gives its claim counter a lifetime for the sweep.
         records::put(env, &attempt, &(), Some(env.now() + 2 * GENERATION_WINDOW))?;
-        let (raw, key) = generate(env, env.settings.signing_algorithm);
+        let (raw, key) = generate(env, env.settings.signing_algorithm)?;
         let stored = StoredKey {
             alg: key.algorithm().as_str().into(),
             d: URL_SAFE_NO_PAD.encode(raw),
@@ -262,17 +351,65 @@ fn load_stored(env: &Env) -> Result<Option<SigningKey>, OAuthError> {
     })
 }
 
-/// 32 random bytes that make a valid key. Every Ed25519 seed is; a P-256 scalar must lie in
-/// `[1, n)`, which random bytes miss with probability about 2^-32, so this loops at most a
-/// handful of times.
-fn generate(env: &Env, algorithm: SigningAlgorithm) -> ([u8; 32], SigningKey) {
+/// A new key and its private bytes, from [`Env::rng`].
+fn generate(env: &Env, algorithm: SigningAlgorithm) -> Result<(Vec<u8>, SigningKey), OAuthError> {
+    if algorithm == SigningAlgorithm::Rs256 {
+        return generate_rsa(env);
+    }
+    // Every Ed25519 seed is a key; a P-256 scalar must lie in `[1, n)`, which random bytes
+    // miss with probability about 2^-32, so this loops at most a handful of times.
     loop {
         let raw = env.random_bytes::<32>();
-        if let Some(key) = SigningKey::from_raw(&raw, algorithm) {
-            return (raw, key);
+        if let Ok(key) = SigningKey::from_raw(&raw, algorithm) {
+            return Ok((raw.to_vec(), key));
         }
     }
 }
+
+/// A 2048-bit RSA key as PKCS#8 DER, its primes drawn from [`Env::rng`].
+fn generate_rsa(env: &Env) -> Result<(Vec<u8>, SigningKey), OAuthError> {
+    let failed = |what: &str| {
+        OAuthError::new(
+            ErrorCode::ServerError,
+            format!("generating the RS256 signing key failed: {what}"),
+        )
+    };
+    let private =
+        rsa::RsaPrivateKey::new(&mut EnvRng(env), RSA_BITS).map_err(|e| failed(&e.to_string()))?;
+    let der = private
+        .to_pkcs8_der()
+        .map_err(|e| failed(&e.to_string()))?
+        .as_bytes()
+        .to_vec();
+    let key = SigningKey::from_raw(&der, SigningAlgorithm::Rs256)
+        .map_err(|e| failed(&format!("{e:?}")))?;
+    Ok((der, key))
+}
+
+/// [`Env::rng`] (a cryptographically secure source, [`crate::env::Rng`]) as the RNG the
+/// `rsa` crate draws its primes from.
+struct EnvRng<'a, 'e>(&'a Env<'e>);
+
+impl RngCore for EnvRng<'_, '_> {
+    fn next_u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.0.random_bytes())
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.0.random_bytes())
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.rng.fill(dest);
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl CryptoRng for EnvRng<'_, '_> {}
 
 /// PKCS#8 DER of an Ed25519 seed (RFC 8410 §7): jwt-simple derives the public key from it.
 fn ed25519_pkcs8(seed: &[u8]) -> Option<Vec<u8>> {
@@ -304,8 +441,11 @@ mod tests {
 
     #[test]
     fn bad_raw_keys_are_refused() {
-        assert!(SigningKey::from_raw(&[0u8; 32], SigningAlgorithm::Es256).is_none());
-        assert!(SigningKey::from_raw(&[1u8; 31], SigningAlgorithm::EdDsa).is_none());
-        assert!(SigningKey::from_raw(&[0xff; 32], SigningAlgorithm::Es256).is_none());
+        let malformed = Err(KeyError::Malformed);
+        let check = |raw: &[u8], alg| SigningKey::from_raw(raw, alg).map(|k| k.kid);
+        assert_eq!(check(&[0u8; 32], SigningAlgorithm::Es256), malformed);
+        assert_eq!(check(&[1u8; 31], SigningAlgorithm::EdDsa), malformed);
+        assert_eq!(check(&[0xff; 32], SigningAlgorithm::Es256), malformed);
+        assert_eq!(check(&[0x30; 32], SigningAlgorithm::Rs256), malformed);
     }
 }

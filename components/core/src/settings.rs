@@ -53,11 +53,13 @@ impl UpstreamSecret {
     }
 }
 
-/// The JWS algorithm of our access tokens.
+/// The JWS algorithm of our access tokens. RS256 is the one RFC 9068 §4 makes every
+/// server support; ES256 stays the default, being smaller and faster in wasm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigningAlgorithm {
     Es256,
     EdDsa,
+    Rs256,
 }
 
 impl SigningAlgorithm {
@@ -65,6 +67,17 @@ impl SigningAlgorithm {
         match self {
             SigningAlgorithm::Es256 => "ES256",
             SigningAlgorithm::EdDsa => "EdDSA",
+            SigningAlgorithm::Rs256 => "RS256",
+        }
+    }
+
+    /// The JWS `alg` name (RFC 7518 §3.1), `Ed25519` accepted for EdDSA.
+    pub fn parse(name: &str) -> Option<SigningAlgorithm> {
+        match name {
+            "ES256" => Some(SigningAlgorithm::Es256),
+            "EdDSA" | "Ed25519" => Some(SigningAlgorithm::EdDsa),
+            "RS256" => Some(SigningAlgorithm::Rs256),
+            _ => None,
         }
     }
 }
@@ -107,10 +120,11 @@ pub struct Settings {
     pub local_users: Vec<(String, String)>,
     /// `consent`: show a consent page before issuing a code.
     pub consent: bool,
-    /// `jwt_algorithm`: `ES256` (default) or `EdDSA`.
+    /// `jwt_algorithm`: `ES256` (default), `EdDSA` or `RS256`.
     pub signing_algorithm: SigningAlgorithm,
-    /// `signing_keys`: base64url raw private keys, comma separated; the first signs, all are
-    /// published. Empty: a key is generated once and kept in the store.
+    /// `signing_keys`: base64url private keys, comma separated, each optionally prefixed with
+    /// its algorithm (`RS256:…`, else `jwt_algorithm`; see [`crate::keys`]); the first signs,
+    /// all are published. Empty: a key is generated once and kept in the store.
     pub signing_keys: Vec<String>,
     /// `introspection_credentials`: the resource servers that may use `/introspect`, each
     /// seeing only tokens of its audiences (RFC 7662 §4).
@@ -296,16 +310,12 @@ impl Settings {
             Some(v) => Some(list(v)),
         };
 
-        let signing_algorithm = match text("jwt_algorithm", "ES256").trim() {
-            "ES256" => SigningAlgorithm::Es256,
-            "EdDSA" | "Ed25519" => SigningAlgorithm::EdDsa,
-            other => {
-                return Err(ConfigError {
-                    variable: "jwt_algorithm",
-                    message: format!("`{other}` is not ES256 or EdDSA"),
-                })
-            }
-        };
+        let algorithm = text("jwt_algorithm", "ES256");
+        let signing_algorithm =
+            SigningAlgorithm::parse(algorithm.trim()).ok_or_else(|| ConfigError {
+                variable: "jwt_algorithm",
+                message: format!("`{}` is not ES256, EdDSA or RS256", algorithm.trim()),
+            })?;
 
         let scopes_supported = list(&text(
             "scopes_supported",

@@ -6,10 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jwt_simple::prelude::Token;
-use mcp_auth_core::keys;
+use jwt_simple::prelude::{
+    Duration, ECDSAP256PublicKeyLike, ES256PublicKey, JWTClaims, RS256PublicKey, RSAPublicKeyLike,
+    Token, VerificationOptions,
+};
+use mcp_auth_core::keys::{self, SigningKey};
 use mcp_auth_core::records::{self, Claim};
-use mcp_auth_core::settings::Settings;
+use mcp_auth_core::settings::{Settings, SigningAlgorithm};
 use mcp_auth_core::testing::Harness;
 use mcp_auth_core::{Clock, Env, Method, Request, Rng};
 use sha2::{Digest, Sha256};
@@ -32,6 +35,13 @@ fn host_env<'a>(h: &'a Harness, rng: &'a HostRng) -> Env<'a> {
     let settings = Settings::from_config(&h.config).unwrap();
     Env::new(&h.store, &h.upstream, &h.clock, rng, settings)
 }
+
+/// RSA keys as `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:N -outform DER |
+/// basenc --base64url -w0` prints them (PKCS#1), then converted with `openssl pkcs8 -topk8`.
+const RSA_2048_PKCS8: &str = include_str!("data/rsa-2048.pkcs8.b64u");
+const RSA_2048_PKCS1: &str = include_str!("data/rsa-2048.pkcs1.b64u");
+const RSA_2048_SECOND: &str = include_str!("data/rsa-2048-second.pkcs8.b64u");
+const RSA_1024_PKCS8: &str = include_str!("data/rsa-1024.pkcs8.b64u");
 
 fn jwks(h: &Harness) -> Vec<serde_json::Value> {
     let res = h.call(Request::new(Method::Get, "/jwks"));
@@ -106,12 +116,15 @@ fn two_hosts_on_one_store_end_with_one_key() {
         .to_string();
     assert_eq!(kid_a, kid_b);
 
-    // Racing: every host that gets a key gets the same one.
-    let h = harness();
+    hosts_racing_end_with_one_key(&harness(), 16);
+}
+
+/// `hosts` hosts with their own RNGs race for the signing key of `h`'s fresh store: every
+/// host that gets a key gets the same one, and only it is published.
+fn hosts_racing_end_with_one_key(h: &Harness, hosts: u64) {
     let kids: Vec<Option<String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..16u64)
+        let handles: Vec<_> = (0..hosts)
             .map(|i| {
-                let h = &h;
                 s.spawn(move || {
                     let rng = HostRng(i, AtomicU64::new(0));
                     let env = host_env(h, &rng);
@@ -123,7 +136,7 @@ fn two_hosts_on_one_store_end_with_one_key() {
     });
     let stored = keys::signing_key(&h.env()).unwrap().kid().to_string();
     assert!(kids.iter().flatten().all(|k| *k == stored), "{kids:?}");
-    assert_eq!(jwks(&h).len(), 1);
+    assert_eq!(jwks(h).len(), 1);
 }
 
 #[test]
@@ -138,4 +151,166 @@ fn a_host_that_lost_the_generation_race_waits_for_the_winner() {
     // Should the winner never write, the next minute's attempt generates a key.
     h.clock.advance(60);
     assert_eq!(jwks(&h).len(), 1);
+}
+
+/// The RFC 7638 §3 thumbprint of an RSA JWK: SHA-256 of its required members in order.
+fn rsa_thumbprint(jwk: &serde_json::Value) -> String {
+    let canonical = format!(
+        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+        jwk["e"].as_str().unwrap(),
+        jwk["n"].as_str().unwrap()
+    );
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical))
+}
+
+/// The access token of a fresh sign-in, verified with the JWKS key its `kid` names.
+fn token_verified_by_the_jwks(h: &Harness) -> (String, serde_json::Value) {
+    let token = signed_in(h, "c1")["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let meta = Token::decode_metadata(&token).unwrap();
+    let jwk = jwks(h)
+        .into_iter()
+        .find(|k| k["kid"].as_str() == meta.key_id())
+        .expect("the token's kid is published");
+    assert_eq!(meta.algorithm(), jwk["alg"]);
+    let options = VerificationOptions {
+        artificial_time: Some(Duration::from_secs(h.clock.now())),
+        ..Default::default()
+    };
+    let text = jwk.to_string();
+    let claims: JWTClaims<serde_json::Value> = match meta.algorithm() {
+        "RS256" => RS256PublicKey::from_jwk(&text)
+            .unwrap()
+            .verify_token(&token, Some(options)),
+        _ => ES256PublicKey::from_jwk(&text)
+            .unwrap()
+            .verify_token(&token, Some(options)),
+    }
+    .unwrap();
+    assert_eq!(claims.subject.as_deref(), Some("alice"));
+    (token, jwk)
+}
+
+#[test]
+fn a_generated_rs256_key_is_a_2048_bit_rsa_jwk_kept_once() {
+    let h = harness_with(&[("jwt_algorithm", "RS256")]);
+    let keys = jwks(&h);
+    assert_eq!(keys.len(), 1);
+    let k = &keys[0];
+    assert_eq!(k["kty"], "RSA");
+    assert_eq!(k["alg"], "RS256");
+    assert_eq!(k["use"], "sig");
+    assert_eq!(k["e"], "AQAB");
+    let n = URL_SAFE_NO_PAD.decode(k["n"].as_str().unwrap()).unwrap();
+    assert_eq!((n.len(), n[0] >= 0x80), (256, true), "a 2048-bit modulus");
+    for private in ["d", "p", "q", "dp", "dq", "qi"] {
+        assert!(k.get(private).is_none(), "{private} published");
+    }
+    assert_eq!(k["kid"], rsa_thumbprint(k));
+    let stored = records::get::<serde_json::Value>(&h.env(), keys::STORED_KEY)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored["alg"], "RS256");
+    assert_eq!(jwks(&h), keys, "generated once, then reused");
+
+    // Tokens verify against it, and our own endpoints know them.
+    let (token, jwk) = token_verified_by_the_jwks(&h);
+    assert_eq!(jwk, keys[0]);
+    assert!(is_active(&h, &token));
+    assert_eq!(verify(&h, &token).status, 200);
+}
+
+/// RSA keys take long to generate, so the losers of the claim wait longest for the winner.
+#[test]
+fn two_hosts_generating_rs256_keys_end_with_one() {
+    hosts_racing_end_with_one_key(&harness_with(&[("jwt_algorithm", "RS256")]), 4);
+}
+
+#[test]
+fn configured_rs256_keys_load_from_pkcs8_or_pkcs1_der() {
+    let pkcs8 = SigningKey::from_config(RSA_2048_PKCS8, SigningAlgorithm::Rs256).unwrap();
+    let pkcs1 = SigningKey::from_config(RSA_2048_PKCS1, SigningAlgorithm::Rs256).unwrap();
+    assert_eq!(pkcs8.kid(), pkcs1.kid());
+    assert_eq!(pkcs8.algorithm(), SigningAlgorithm::Rs256);
+    let jwk = pkcs8.public_key().to_jwk();
+    assert_eq!(jwk["kid"], rsa_thumbprint(&jwk));
+
+    let h = harness_with(&[("jwt_algorithm", "RS256"), ("signing_keys", RSA_2048_PKCS8)]);
+    let (_, published) = token_verified_by_the_jwks(&h);
+    assert_eq!(published, jwk);
+    assert!(
+        records::get::<serde_json::Value>(&h.env(), keys::STORED_KEY)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn bad_rs256_keys_are_configuration_errors_that_say_why() {
+    let error = |entry: &str| {
+        SigningKey::from_config(entry, SigningAlgorithm::Rs256)
+            .err()
+            .expect("refused")
+    };
+    let small = error(RSA_1024_PKCS8);
+    assert_eq!(small.variable, "signing_keys");
+    assert!(small.message.contains("shorter than 2048 bits"), "{small}");
+    // A P-256 scalar where an RSA key belongs, DER cut short, not base64url at all.
+    let short = &RSA_2048_PKCS8[..RSA_2048_PKCS8.len() / 2];
+    let ec = URL_SAFE_NO_PAD.encode([7u8; 32]);
+    for bad in [ec.as_str(), short, "not a key!"] {
+        assert!(error(bad).message.contains("DER"), "{}", error(bad));
+    }
+    let unknown = error(&format!("HS256:{ec}"));
+    assert!(unknown.message.contains("prefix before `:`"), "{unknown}");
+    assert!(
+        !unknown.message.contains("HS256"),
+        "echoes the value: {unknown}"
+    );
+
+    // At a request, the error is the server's, and names the variable.
+    let h = harness_with(&[("jwt_algorithm", "RS256"), ("signing_keys", RSA_1024_PKCS8)]);
+    let res = h.call(Request::new(Method::Get, "/jwks"));
+    assert_eq!(res.status, 500);
+    let body = String::from_utf8_lossy(&res.body);
+    assert!(
+        body.contains("signing_keys") && body.contains("2048"),
+        "{body}"
+    );
+}
+
+/// Rotating from ES256 to RS256: the new RSA key signs, the old P-256 key stays published
+/// for the tokens it signed; each entry names its algorithm when it is not `jwt_algorithm`'s.
+#[test]
+fn a_key_set_may_mix_algorithms_while_it_rotates() {
+    let p256 = URL_SAFE_NO_PAD.encode([7u8; 32]);
+    let old = harness_with(&[("signing_keys", &p256)]);
+    let (old_token, old_key) = token_verified_by_the_jwks(&old);
+    assert_eq!(old_key["alg"], "ES256");
+
+    for (algorithm, keys) in [
+        ("ES256", format!("RS256:{RSA_2048_PKCS8},{p256}")),
+        ("RS256", format!("{RSA_2048_PKCS8},ES256:{p256}")),
+    ] {
+        let h = harness_with(&[("jwt_algorithm", algorithm), ("signing_keys", &keys)]);
+        let published = jwks(&h);
+        let algs: Vec<_> = published.iter().map(|k| k["alg"].clone()).collect();
+        assert_eq!(algs, ["RS256", "ES256"], "with jwt_algorithm {algorithm}");
+        assert_eq!(published[1], old_key, "the old key is published unchanged");
+        let (_, signer) = token_verified_by_the_jwks(&h);
+        assert_eq!(signer, published[0], "the first key signs");
+        // The old token still verifies against the new set.
+        let meta = Token::decode_metadata(&old_token).unwrap();
+        assert_eq!(meta.key_id(), published[1]["kid"].as_str());
+    }
+
+    // Two RSA keys: a second RS256 key rotates in the same way.
+    let both = format!("{RSA_2048_SECOND},{RSA_2048_PKCS8}");
+    let h = harness_with(&[("jwt_algorithm", "RS256"), ("signing_keys", &both)]);
+    let published = jwks(&h);
+    assert_eq!(published.len(), 2);
+    assert_ne!(published[0]["kid"], published[1]["kid"]);
+    assert_eq!(token_verified_by_the_jwks(&h).1, published[0]);
 }

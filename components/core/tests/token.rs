@@ -41,6 +41,9 @@ fn verify_with_jwks(h: &Harness, token: &str) -> JWTClaims<Custom> {
         "EdDSA" => Ed25519PublicKey::from_jwk(&jwk)
             .unwrap()
             .verify_token(token, Some(options)),
+        "RS256" => RS256PublicKey::from_jwk(&jwk)
+            .unwrap()
+            .verify_token(token, Some(options)),
         other => panic!("unexpected alg {other}"),
     }
     .unwrap()
@@ -48,7 +51,7 @@ fn verify_with_jwks(h: &Harness, token: &str) -> JWTClaims<Custom> {
 
 #[test]
 fn code_exchange_issues_a_jwt_that_the_jwks_verifies() {
-    for alg in ["ES256", "EdDSA"] {
+    for alg in ["ES256", "EdDSA", "RS256"] {
         let h = harness_with(&[("jwt_algorithm", alg)]);
         public_client(&h, "c1");
         let code = code_for(&h, "c1");

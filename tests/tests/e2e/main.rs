@@ -18,6 +18,7 @@ mod inspector;
 mod local_login;
 mod proxies;
 mod restart;
+mod rs256;
 mod sdk;
 mod sdk_servers;
 mod stores;

@@ -125,6 +125,11 @@ pub fn public_client_metadata() -> Value {
 
 /// The client's authorization request (RFC 6749 §4.1.1 with PKCE and RFC 8707 resource).
 pub fn authorization_url(base: &str, client_id: &str, state: &str) -> String {
+    authorization_url_for(base, client_id, state, RESOURCE)
+}
+
+/// [`authorization_url`] for another `resource`.
+pub fn authorization_url_for(base: &str, client_id: &str, state: &str, resource: &str) -> String {
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", client_id)
@@ -133,7 +138,7 @@ pub fn authorization_url(base: &str, client_id: &str, state: &str) -> String {
         .append_pair("code_challenge_method", "S256")
         .append_pair("state", state)
         .append_pair("scope", "mcp:read mcp:write offline_access")
-        .append_pair("resource", RESOURCE)
+        .append_pair("resource", resource)
         .finish();
     format!("{base}/authorize?{query}")
 }
