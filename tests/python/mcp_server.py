@@ -6,9 +6,16 @@ resource_metadata="..."` (both from the SDK), and accepts a bearer token only wh
 own resource URL (RFC 8707 audience), checked either locally against mcp-auth's JWKS (an RFC 9068
 JWT) or by RFC 7662 introspection. Its one tool, `whoami`, names the token's subject and client.
 
+It is configured the way a user configures one, from the one string the operator typed for
+mcp-auth's `MCP_AUTH_SERVER_URL` (e.g. `http://127.0.0.1:3000`, no trailing slash): `AuthSettings`
+gets it as the SDK's documentation writes it, `AnyHttpUrl(...)`, and the verifiers compare `iss`
+with that same URL's string, which is what mcp-auth publishes as its issuer (`.../`). Nothing is
+read from mcp-auth's metadata: the test would otherwise learn the issuer from the server under
+test instead of checking it.
+
 Talks to the test over a line protocol, so that no port has to be guessed:
   stdout `port N`     its listening socket is bound (127.0.0.1, ephemeral)
-  stdin   ISSUER      mcp-auth's issuer, once mcp-auth runs
+  stdin   URL         MCP_AUTH_SERVER_URL exactly as the operator gave it to mcp-auth
   stdout `ready`      it serves
 """
 
@@ -24,6 +31,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
+from pydantic import AnyHttpUrl
 
 # RFC 9068 §2.1: the `typ` header of a JWT access token.
 ACCESS_TOKEN_TYPE = "at+jwt"
@@ -32,10 +40,10 @@ ACCESS_TOKEN_TYPE = "at+jwt"
 class JwksVerifier:
     """Verifies RFC 9068 JWT access tokens against the authorization server's JWKS (§4)."""
 
-    def __init__(self, metadata: dict, resource: str):
-        self.issuer = metadata["issuer"]
+    def __init__(self, issuer: str, jwks_uri: str, resource: str):
+        self.issuer = issuer
         self.resource = resource
-        self.keys = jwt.PyJWKClient(metadata["jwks_uri"], cache_keys=True)
+        self.keys = jwt.PyJWKClient(jwks_uri, cache_keys=True)
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
@@ -59,9 +67,9 @@ class JwksVerifier:
 class IntrospectionVerifier:
     """Asks the authorization server about each token (RFC 7662), as resource server `rs`."""
 
-    def __init__(self, metadata: dict, resource: str, credentials: tuple[str, str]):
-        self.issuer = metadata["issuer"]
-        self.endpoint = metadata["introspection_endpoint"]
+    def __init__(self, issuer: str, endpoint: str, resource: str, credentials: tuple[str, str]):
+        self.issuer = issuer
+        self.endpoint = endpoint
         self.resource = resource
         self.credentials = credentials
 
@@ -110,25 +118,26 @@ def main() -> None:
     resource = f"http://127.0.0.1:{port}/mcp"
     print(f"port {port}", flush=True)
 
-    issuer = sys.stdin.readline().strip()
-    # RFC 8414 §3: what a resource server learns about its authorization server.
-    metadata = httpx2.get(f"{issuer}/.well-known/oauth-authorization-server").raise_for_status().json()
+    # What the operator typed for mcp-auth, e.g. `http://127.0.0.1:3000`.
+    mcp_auth_server_url = sys.stdin.readline().strip()
+    auth = AuthSettings(
+        issuer_url=AnyHttpUrl(mcp_auth_server_url),
+        resource_server_url=AnyHttpUrl(resource),
+        required_scopes=["mcp:read"],
+        validate_token_resource=True,
+    )
+    # The issuer tokens carry: the URL's serialisation (`http://127.0.0.1:3000/`), the same
+    # string the SDK publishes in `authorization_servers`.
+    issuer = str(auth.issuer_url)
     if args.verify == "jwks":
-        verifier = JwksVerifier(metadata, resource)
+        verifier = JwksVerifier(issuer, f"{mcp_auth_server_url}/jwks", resource)
     else:
         client_id, secret = args.introspection_client.split(":", 1)
-        verifier = IntrospectionVerifier(metadata, resource, (client_id, secret))
+        verifier = IntrospectionVerifier(
+            issuer, f"{mcp_auth_server_url}/introspect", resource, (client_id, secret)
+        )
 
-    server = MCPServer(
-        "mcp-auth e2e",
-        token_verifier=verifier,
-        auth=AuthSettings(
-            issuer_url=issuer,
-            resource_server_url=resource,
-            required_scopes=["mcp:read"],
-            validate_token_resource=True,
-        ),
-    )
+    server = MCPServer("mcp-auth e2e", token_verifier=verifier, auth=auth)
 
     @server.tool()
     def whoami() -> str:

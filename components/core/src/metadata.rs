@@ -36,8 +36,8 @@ pub fn authorization_server(env: &Env, req: &Request) -> Response {
     document(&server_metadata(&env.settings))
 }
 
-/// The RFC 8414 fields. `issuer` is the configured string exactly (§3.3: clients compare it
-/// byte for byte, trailing slash included).
+/// The RFC 8414 fields. `issuer` is the canonical issuer (§3.3: clients compare it byte for
+/// byte with the one they were pointed to, trailing slash included; see `Settings::issuer`).
 fn server_metadata(s: &Settings) -> Value {
     let mut doc = json!({
         "issuer": s.issuer,
@@ -166,7 +166,7 @@ mod tests {
         let res = get(&h, "/.well-known/oauth-authorization-server");
         assert_eq!(res.status, 200);
         let doc = res.json_body().unwrap();
-        assert_eq!(doc["issuer"], "http://127.0.0.1:3000");
+        assert_eq!(doc["issuer"], "http://127.0.0.1:3000/");
         assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
         assert_eq!(doc["client_id_metadata_document_supported"], true);
@@ -188,10 +188,10 @@ mod tests {
     }
 
     #[test]
-    fn issuer_is_echoed_byte_for_byte() {
+    fn issuer_is_published_in_its_canonical_form() {
         let h = Harness::with_config(MapConfig::from([(
             "mcp_auth_server_url",
-            "https://auth.example.com/",
+            "https://Auth.example.com",
         )]));
         let doc = get(&h, "/.well-known/oauth-authorization-server")
             .json_body()
@@ -268,7 +268,7 @@ mod tests {
         assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
         assert_eq!(
             doc["authorization_servers"],
-            json!(["https://auth.example.com"])
+            json!(["https://auth.example.com/"])
         );
         // RFC 9728 §2: how the resource server signs its responses is not ours to say.
         assert!(doc.get("resource_signing_alg_values_supported").is_none());

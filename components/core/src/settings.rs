@@ -85,8 +85,13 @@ impl SigningAlgorithm {
 /// Every setting, with defaults applied.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `mcp_auth_server_url`: the issuer, exactly as configured (RFC 8414 §3.3 compares
-    /// byte for byte). Endpoint URLs are built from it without a doubled slash.
+    /// `mcp_auth_server_url` in its canonical form, the one every document, redirect and token
+    /// carries: the URL's standard serialisation (WHATWG URL, as `url::Url` writes it), so an
+    /// origin gains its `/` (`http://127.0.0.1:3000/`), the scheme and host are lower-cased and
+    /// a default port is dropped. It is the string the MCP SDKs' URL types (pydantic,
+    /// JavaScript's `URL`, Rust's `url::Url`) make of what the operator typed, and clients
+    /// compare issuers byte for byte (RFC 8414 §3.3, RFC 9207 §2.4). Endpoint URLs are built
+    /// from it without a doubled slash.
     pub issuer: String,
     /// `mcp_server`: the resources (RFC 8707) tokens may be issued for, normalised. Empty
     /// means "any resource on a loopback host" (local development only).
@@ -228,6 +233,8 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// `mcp_auth_server_url` when none is set, as people type it; the issuer is its canonical
+/// form, `http://127.0.0.1:3000/`.
 pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:3000";
 
 impl Settings {
@@ -263,8 +270,7 @@ impl Settings {
             }),
         };
 
-        let issuer = text("mcp_auth_server_url", DEFAULT_ISSUER);
-        validate_issuer(&issuer)?;
+        let issuer = canonical_issuer(&text("mcp_auth_server_url", DEFAULT_ISSUER))?;
 
         let resources = list(&text("mcp_server", ""))
             .into_iter()
@@ -425,24 +431,26 @@ fn issuer_path(issuer: &str) -> &str {
     }
 }
 
-/// RFC 8414 §2: https (http only on loopback), no query, no fragment.
-fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
+/// The issuer for `mcp_auth_server_url` as typed: checked against RFC 8414 §2 (https, http
+/// only on loopback, no query, no fragment), then serialised as a URL (see
+/// [`Settings::issuer`] for why).
+fn canonical_issuer(configured: &str) -> Result<String, ConfigError> {
     let err = |message: &str| ConfigError {
         variable: "mcp_auth_server_url",
-        message: format!("`{issuer}` {message}"),
+        message: format!("`{configured}` {message}"),
     };
-    let url = url::Url::parse(issuer).map_err(|_| err("is not a URL"))?;
+    let url = url::Url::parse(configured).map_err(|_| err("is not a URL"))?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err(err("must have no query or fragment"));
     }
     match url.scheme() {
-        "https" => Ok(()),
+        "https" => Ok(url.into()),
         "http"
             if url
                 .host_str()
                 .is_some_and(crate::resource::is_loopback_host) =>
         {
-            Ok(())
+            Ok(url.into())
         }
         _ => Err(err("must be https (http only on a loopback host)")),
     }
@@ -604,21 +612,77 @@ mod tests {
     #[test]
     fn defaults_run_the_local_login() {
         let s = Settings::from_config(&MapConfig::default()).unwrap();
-        assert_eq!(s.issuer, DEFAULT_ISSUER);
+        assert_eq!(s.issuer, "http://127.0.0.1:3000/");
         assert_eq!(s.provider, Provider::Local);
         assert!(s.issuer_is_loopback());
         assert_eq!(s.endpoint("/token"), "http://127.0.0.1:3000/token");
+        assert_eq!(s.issuer_path(), "");
     }
 
+    /// The issuer is what the SDKs' URL types make of the configured string (WHATWG URL
+    /// serialisation), whichever way the operator typed it; endpoints never get `//`.
     #[test]
-    fn issuer_is_kept_byte_for_byte() {
-        let c = MapConfig::from([("mcp_auth_server_url", "https://auth.example.com/")]);
-        let s = Settings::from_config(&c).unwrap();
-        assert_eq!(s.issuer, "https://auth.example.com/");
-        assert_eq!(s.endpoint("/token"), "https://auth.example.com/token");
-        assert_eq!(s.issuer_path(), "");
-        let c = MapConfig::from([("mcp_auth_server_url", "https://example.com/auth")]);
-        assert_eq!(Settings::from_config(&c).unwrap().issuer_path(), "/auth");
+    fn issuer_is_the_canonical_form_of_the_configured_url() {
+        for (configured, issuer, token_endpoint, path) in [
+            (
+                "https://auth.example.com",
+                "https://auth.example.com/",
+                "https://auth.example.com/token",
+                "",
+            ),
+            (
+                "https://auth.example.com/",
+                "https://auth.example.com/",
+                "https://auth.example.com/token",
+                "",
+            ),
+            (
+                "HTTPS://Auth.Example.COM:443",
+                "https://auth.example.com/",
+                "https://auth.example.com/token",
+                "",
+            ),
+            (
+                "http://LOCALHOST:80",
+                "http://localhost/",
+                "http://localhost/token",
+                "",
+            ),
+            (
+                "https://auth.example.com:8443",
+                "https://auth.example.com:8443/",
+                "https://auth.example.com:8443/token",
+                "",
+            ),
+            (
+                "http://[::1]:3000",
+                "http://[::1]:3000/",
+                "http://[::1]:3000/token",
+                "",
+            ),
+            // A path is the operator's: kept as typed, with or without its trailing `/`.
+            (
+                "https://example.com/auth",
+                "https://example.com/auth",
+                "https://example.com/auth/token",
+                "/auth",
+            ),
+            (
+                "https://example.com/auth/",
+                "https://example.com/auth/",
+                "https://example.com/auth/token",
+                "/auth",
+            ),
+        ] {
+            let c = MapConfig::from([("mcp_auth_server_url", configured)]);
+            let s = Settings::from_config(&c).unwrap();
+            assert_eq!(s.issuer, issuer, "{configured}");
+            assert_eq!(s.endpoint("/token"), token_endpoint, "{configured}");
+            assert_eq!(s.issuer_path(), path, "{configured}");
+            // Canonical already: a second pass changes nothing.
+            let again = MapConfig::from([("mcp_auth_server_url", issuer)]);
+            assert_eq!(Settings::from_config(&again).unwrap().issuer, issuer);
+        }
     }
 
     #[test]

@@ -37,7 +37,7 @@ fn assert_page_and_nothing_stored(h: &Server, changes: &Changes) {
 
 /// Sign in as the development user from a `/login?session=` redirect.
 fn sign_in_demo(h: &Server, login_url: &str) -> Response {
-    let path = login_url.strip_prefix(ISSUER).unwrap();
+    let path = login_url.strip_prefix(BASE).unwrap();
     let page = get(h, path);
     assert_eq!(page.status, 200, "{}", body(&page));
     post_form(
@@ -54,7 +54,7 @@ fn valid_request_goes_to_the_login_page_and_ends_with_a_code() {
     let res = authorize(&h, &[]);
     let login = location(&res).to_string();
     assert!(
-        login.starts_with(&format!("{ISSUER}/login?session=")),
+        login.starts_with(&format!("{BASE}/login?session=")),
         "{login}"
     );
     let done = sign_in_demo(&h, &login);
@@ -228,7 +228,7 @@ fn alice_login_page() -> (Server, Response) {
     let users = format!("alice:{}", cheap_hash("wonderland"));
     let h = harness(&[("local_users", users.as_str())]);
     let res = authorize(&h, &[]);
-    let page = get(&h, location(&res).strip_prefix(ISSUER).unwrap());
+    let page = get(&h, location(&res).strip_prefix(BASE).unwrap());
     assert_eq!(page.status, 200);
     assert!(!body(&page).contains("demo"));
     (h, page)
@@ -346,7 +346,7 @@ fn without_users_sign_in_is_not_configured_off_loopback() {
 fn demo_user_is_announced_on_loopback_and_cookie_is_secure_on_https() {
     let h = harness(&[]);
     let res = authorize(&h, &[]);
-    let page = get(&h, location(&res).strip_prefix(ISSUER).unwrap());
+    let page = get(&h, location(&res).strip_prefix(BASE).unwrap());
     assert!(body(&page).contains("<strong>demo</strong>"));
 
     let users = format!("alice:{}", cheap_hash("pw"));
@@ -389,7 +389,7 @@ fn pages_carry_the_security_headers() {
     let h = harness(&[("consent", "true")]);
     let login = get(
         &h,
-        location(&authorize(&h, &[])).strip_prefix(ISSUER).unwrap(),
+        location(&authorize(&h, &[])).strip_prefix(BASE).unwrap(),
     );
     let consent = consent_page(&h);
     let error = get(&h, "/authorize?response_type=code&client_id=nobody");
@@ -501,13 +501,13 @@ fn the_form_that_ends_at_the_client_may_be_redirected_there() {
         "form-action 'self' https://app.example"
     );
     let res = authorize(&h, &[]);
-    let login = get(&h, location(&res).strip_prefix(ISSUER).unwrap());
+    let login = get(&h, location(&res).strip_prefix(BASE).unwrap());
     assert_eq!(form_action(&login), "form-action 'self'");
 
     // Without consent, the login form is the one that ends at the client.
     let h = harness(&[]);
     let res = authorize(&h, &[]);
-    let login = get(&h, location(&res).strip_prefix(ISSUER).unwrap());
+    let login = get(&h, location(&res).strip_prefix(BASE).unwrap());
     assert_eq!(
         form_action(&login),
         "form-action 'self' https://app.example"
@@ -534,7 +534,7 @@ fn hostile_client_name_is_escaped_on_the_consent_page() {
 fn allow_list_refuses_other_users_and_audits() {
     let h = harness(&[("allowed_users", "alice")]);
     let res = authorize(&h, &[]);
-    let path = location(&res).strip_prefix(ISSUER).unwrap().to_string();
+    let path = location(&res).strip_prefix(BASE).unwrap().to_string();
     let page = get(&h, &path);
     let req = form_of(
         "/login",

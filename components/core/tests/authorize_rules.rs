@@ -14,10 +14,7 @@ const DCR: &str = "dcr-client";
 
 /// Sign in as the development user from the response of `/authorize`.
 fn sign_in(h: &Server, authorize: &Response) -> Response {
-    let path = location(authorize)
-        .strip_prefix(ISSUER)
-        .unwrap()
-        .to_string();
+    let path = location(authorize).strip_prefix(BASE).unwrap().to_string();
     let page = get(h, &path);
     assert_eq!(page.status, 200, "{}", body(&page));
     post_form(

@@ -14,7 +14,7 @@ fn everything(h: &Server) -> (Vec<String>, std::collections::BTreeMap<String, Ve
 }
 
 fn path_of(url: &str) -> &str {
-    url.strip_prefix(ISSUER).unwrap()
+    url.strip_prefix(BASE).unwrap()
 }
 
 fn assert_refused_as_another_browser(res: &Response) {

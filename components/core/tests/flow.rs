@@ -95,7 +95,7 @@ fn sign_in(h: &Server, omit_redirect_uri: bool) -> (String, String) {
     assert_eq!(back.status, 302);
     let params = query_of(location(&back));
     assert_eq!(params["state"], "xyz");
-    assert_eq!(params["iss"], "http://127.0.0.1:3000");
+    assert_eq!(params["iss"], "http://127.0.0.1:3000/");
     if !omit_redirect_uri {
         assert!(location(&back).starts_with(redirect));
     }

@@ -152,7 +152,7 @@ fn active_tokens_are_described_and_others_are_only_inactive() {
     assert_eq!(seen["client_id"], "c1");
     assert_eq!(seen["sub"], "alice");
     assert_eq!(seen["aud"], RESOURCE);
-    assert_eq!(seen["iss"], "http://127.0.0.1:3000");
+    assert_eq!(seen["iss"], "http://127.0.0.1:3000/");
     assert_eq!(seen["scope"], "mcp:read mcp:write");
     assert_eq!(seen["token_type"], "Bearer");
     assert_eq!(

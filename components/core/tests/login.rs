@@ -36,7 +36,7 @@ fn log_in(h: &Server, browser: &Browser, username: &str, password: &str) -> Resp
 
 fn login_page(h: &Server, browser: &Browser) -> Response {
     let res = browser.get(h, &format!("/authorize?{}", authorize_query(&[])));
-    let page = browser.get(h, location(&res).strip_prefix(ISSUER).unwrap());
+    let page = browser.get(h, location(&res).strip_prefix(BASE).unwrap());
     assert_eq!(page.status, 200, "{}", body(&page));
     page
 }
@@ -147,7 +147,7 @@ fn demo_is_offered_only_to_browsers_on_a_loopback_address() {
         let remote = Browser::at(addr);
         let res = remote.get(&h, &format!("/authorize?{}", authorize_query(&[])));
         let login_url = location(&res).to_string();
-        let page = remote.get(&h, login_url.strip_prefix(ISSUER).unwrap());
+        let page = remote.get(&h, login_url.strip_prefix(BASE).unwrap());
         assert_eq!(page.status, 503, "{addr:?}: {}", body(&page));
         assert!(body(&page).contains("only to a browser on the server"));
         assert!(!body(&page).contains("<strong>demo</strong>"));

@@ -17,7 +17,9 @@ use mcp_auth_core::testing::{Harness, MapConfig};
 use mcp_auth_core::{handle, Clock, Endpoint, Method, Request, Response, Store};
 use serde_json::{json, Value};
 
-const ISSUER: &str = "http://127.0.0.1:3000";
+/// The default `mcp_auth_server_url`, as typed, and the issuer it stands for.
+const BASE: &str = "http://127.0.0.1:3000";
+const ISSUER: &str = "http://127.0.0.1:3000/";
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 const REDIRECT: &str = "http://127.0.0.1:9000/callback";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -123,7 +125,7 @@ impl Observed {
     fn sign_in_and_approve(&self, login_url: &str) -> Response {
         let page = self.call(Request::new(
             Method::Get,
-            login_url.strip_prefix(ISSUER).unwrap(),
+            login_url.strip_prefix(BASE).unwrap(),
         ));
         let consent = self.submit(
             "/login",

@@ -30,7 +30,7 @@ fn verify_with_jwks(h: &Harness, token: &str) -> JWTClaims<Custom> {
         .to_string();
     let options = VerificationOptions {
         artificial_time: Some(Duration::from_secs(h.clock.now())),
-        allowed_issuers: Some(HashSet::from_strings(&["http://127.0.0.1:3000"])),
+        allowed_issuers: Some(HashSet::from_strings(&["http://127.0.0.1:3000/"])),
         allowed_audiences: Some(HashSet::from_strings(&[RESOURCE])),
         ..Default::default()
     };
@@ -88,7 +88,7 @@ fn code_exchange_issues_a_jwt_that_the_jwks_verifies() {
                 .algorithm(),
             alg
         );
-        assert_eq!(claims.issuer.as_deref(), Some("http://127.0.0.1:3000"));
+        assert_eq!(claims.issuer.as_deref(), Some("http://127.0.0.1:3000/"));
         assert_eq!(claims.subject.as_deref(), Some("alice"));
         assert_eq!(claims.issued_at, Some(Duration::from_secs(TEST_EPOCH)));
         assert_eq!(

@@ -72,7 +72,7 @@ fn taskmanager_round_trip() {
     let q = query_of(to);
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["client_id"], "tm-client");
-    assert_eq!(q["redirect_uri"], format!("{ISSUER}/oauth/callback"));
+    assert_eq!(q["redirect_uri"], format!("{BASE}/oauth/callback"));
     assert_eq!(q["scope"], "read");
     assert_eq!(q["code_challenge_method"], "S256");
     // Our own PKCE, not the client's.
@@ -96,7 +96,7 @@ fn taskmanager_round_trip() {
     let form = form_of(token);
     assert_eq!(form["grant_type"], "authorization_code");
     assert_eq!(form["code"], "up-code");
-    assert_eq!(form["redirect_uri"], format!("{ISSUER}/oauth/callback"));
+    assert_eq!(form["redirect_uri"], format!("{BASE}/oauth/callback"));
     assert_eq!(form["client_id"], "tm-client");
     assert_eq!(form["client_secret"], "tm-secret");
     assert!(pkce::verify(&form["code_verifier"], &q["code_challenge"]));

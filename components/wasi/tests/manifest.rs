@@ -136,7 +136,7 @@ fn manifest_defaults_are_the_core_defaults_and_secrets_are_secret() {
     let from_manifest = Settings::from_config(&Defaults(variables)).unwrap();
     let from_nothing = Settings::from_config(&Defaults(toml::Table::new())).unwrap();
     assert_eq!(format!("{from_manifest:?}"), format!("{from_nothing:?}"));
-    assert_eq!(from_manifest.issuer, "http://127.0.0.1:3000");
+    assert_eq!(from_manifest.issuer, "http://127.0.0.1:3000/");
 }
 
 #[test]

@@ -91,7 +91,7 @@ impl Scene {
         });
         let params = query_of(&c.url());
         assert_eq!(params["state"], STATE);
-        assert_eq!(params["iss"], self.host.base);
+        assert_eq!(params["iss"], issuer_of(&self.host.base));
         params
     }
 

@@ -48,7 +48,7 @@ fn a_sign_in_continues_only_in_the_browser_that_started_it() {
         let approval = attacker.submit(&consent, &[("decision", "approve")]);
         assert_eq!(approval.status, 403, "{}", approval.body);
         let back = victim.submit(&consent, &[("decision", "approve")]);
-        let code = client_redirect_code(&back, base);
+        let code = client_redirect_code(&back, &issuer_of(base));
         assert_eq!(redeem(&victim, base, &client_id, &code).status, 200);
     });
 }
@@ -74,7 +74,7 @@ fn one_browser_runs_two_sign_ins_in_parallel() {
         let back_first = browser.submit(&consent_first, &[("decision", "approve")]);
         let back_second = browser.submit(&consent_second, &[("decision", "approve")]);
         for (client_id, back) in [(&first, &back_first), (&second, &back_second)] {
-            let code = client_redirect_code(back, base);
+            let code = client_redirect_code(back, &issuer_of(base));
             let tokens = tokens_of(&redeem(&browser, base, client_id, &code));
             assert_eq!(
                 introspect(&browser, base, text(&tokens, "access_token"))["client_id"],
@@ -91,7 +91,7 @@ fn flow(host: &Host) {
     let metadata = browser
         .get(&host.url("/.well-known/oauth-authorization-server"))
         .json();
-    assert_eq!(metadata["issuer"], base);
+    assert_eq!(metadata["issuer"], issuer_of(base));
     assert_eq!(
         metadata["code_challenge_methods_supported"],
         json!(["S256"])
@@ -99,7 +99,7 @@ fn flow(host: &Host) {
     assert_eq!(metadata["token_endpoint"], host.url("/token"));
 
     let client_id = register_public_client(&browser, base);
-    let code = sign_in_locally(&browser, base, base, &client_id);
+    let code = sign_in_locally(&browser, base, &issuer_of(base), &client_id);
     let tokens = tokens_of(&redeem(&browser, base, &client_id, &code));
     let access = text(&tokens, "access_token");
     let refresh = text(&tokens, "refresh_token");

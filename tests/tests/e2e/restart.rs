@@ -17,7 +17,7 @@ fn a_restarted_host_still_knows_its_clients_and_tokens() {
     let read = || read_registration(&browser, &registered);
     let before = read();
     assert_eq!(before.status, 200, "{}", before.body);
-    let code = sign_in_locally(&browser, &base, &base, client_id);
+    let code = sign_in_locally(&browser, &base, &issuer_of(&base), client_id);
     let tokens = tokens_of(&redeem(&browser, &base, client_id, &code));
 
     // SIGKILL: whatever was answered must already be on disk.

@@ -2,7 +2,8 @@
 //! `OAuthClientProvider`) and the official Rust SDK (`rmcp` with `auth`) get their tokens from
 //! `mcp-auth serve` and call the `whoami` tool of a protected MCP server (the Python SDK's
 //! `MCPServer`, `tests/python/mcp_server.py`), which checks each token by JWKS or by
-//! introspection.
+//! introspection. That server is configured as a user would: from the very string the operator
+//! gave mcp-auth as `MCP_AUTH_SERVER_URL`, never from mcp-auth's metadata.
 //!
 //! Each client discovers everything from the MCP server's 401 (RFC 9728, then RFC 8414), gets a
 //! client id by dynamic registration (RFC 7591) or as a Client ID Metadata Document URL served
@@ -90,6 +91,28 @@ fn rmcp_with_a_client_id_metadata_document() {
     assert!(world.audit("client_registered").is_empty());
 }
 
+/// The operator gives mcp-auth `MCP_AUTH_SERVER_URL=http://127.0.0.1:PORT` and the SDK's
+/// `AuthSettings` the same string (`mcp_server.py`). The SDK publishes it in its RFC 9728
+/// metadata as its URL type serialises it, with a `/`; the official client then requires
+/// mcp-auth's RFC 8414 `issuer` to be that very string (§3.3). The flows above run on this
+/// configuration; this names the strings they depend on.
+#[test]
+fn the_sdk_server_and_mcp_auth_publish_one_issuer_for_the_url_as_typed() {
+    let world = World::start(Verify::Jwks, None, "3600");
+    let browser = Browser::new();
+    let base = world.host.base.as_str();
+    let mut resource_metadata = url::Url::parse(&world.server.url).expect("server URL");
+    resource_metadata.set_path("/.well-known/oauth-protected-resource/mcp");
+    let resource_metadata = browser.get(resource_metadata.as_str()).json();
+    let metadata = browser
+        .get(&world.host.url("/.well-known/oauth-authorization-server"))
+        .json();
+    let issuer = format!("{base}/");
+    assert_eq!(resource_metadata["authorization_servers"], json!([issuer]));
+    assert_eq!(metadata["issuer"], issuer);
+    assert_eq!(metadata["token_endpoint"], format!("{base}/token"));
+}
+
 /// A token for another resource (RFC 8707 audience) is refused, whichever way the server
 /// checks (the tests above show its own tokens pass both ways).
 #[test]
@@ -100,7 +123,7 @@ fn the_mcp_server_refuses_a_token_for_another_resource() {
         let base = world.host.base.as_str();
         let client_id = register_public_client(&browser, base);
         // `redeem` asks for a token for RESOURCE, which the host also serves.
-        let code = sign_in_locally(&browser, base, base, &client_id);
+        let code = sign_in_locally(&browser, base, &issuer_of(base), &client_id);
         let foreign = tokens_of(&redeem(&browser, base, &client_id, &code));
         let foreign = text(&foreign, "access_token");
         let refused = initialize(&browser, &world.server.url, Some(foreign));
@@ -148,6 +171,7 @@ impl World {
                 .variable("CIMD_OUTBOUND_HOST", &origin.origin().ascii_serialization());
         }
         let host = Host::start(&dir.path().join("host"), &options);
+        // The host's MCP_AUTH_SERVER_URL is its address, as typed: no trailing slash.
         server.trust(&host.base);
         World {
             server,

@@ -16,7 +16,7 @@ fn two_hosts_on_one_redis_share_codes_and_redeem_each_once() {
         ..backend.options()
     };
     let b = Host::start(&dir.path().join("b"), &b_options);
-    let issuer = a.base.as_str();
+    let issuer = &issuer_of(&a.base);
     let browser = Browser::new();
 
     let client_id = register_public_client(&browser, &a.base);

@@ -77,7 +77,7 @@ pub(crate) fn sign_in_through_taskmanager(
     let to_client = browser.submit(&consent, &[("decision", "approve")]);
     (
         back.location(),
-        client_redirect_code(&to_client, &host.base),
+        client_redirect_code(&to_client, &issuer_of(&host.base)),
     )
 }
 
@@ -103,7 +103,7 @@ fn a_taskmanager_user_signs_in_and_is_the_subject_of_our_tokens() {
     assert_eq!(consent.status, 200, "consent page: {}", consent.body);
     assert!(consent.body.contains("E2E Client"), "{}", consent.body);
     let to_client = browser.submit(&consent, &[("decision", "approve")]);
-    let code = client_redirect_code(&to_client, base);
+    let code = client_redirect_code(&to_client, &issuer_of(base));
 
     let tokens = tokens_of(&redeem(&browser, base, &client_id, &code));
     let info = introspect(&browser, base, text(&tokens, "access_token"));

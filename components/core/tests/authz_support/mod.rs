@@ -20,7 +20,10 @@ pub const REDIRECT: &str = "https://app.example/cb";
 pub const RESOURCE: &str = "https://mcp.example.com/mcp";
 /// RFC 7636 Appendix B.
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-pub const ISSUER: &str = "http://127.0.0.1:3000";
+/// Where the harness's endpoints are: the default `mcp_auth_server_url`, as people type it.
+pub const BASE: &str = "http://127.0.0.1:3000";
+/// The issuer it publishes: the canonical form of [`BASE`].
+pub const ISSUER: &str = "http://127.0.0.1:3000/";
 
 /// A harness with one configured resource, consent off, and `extra` settings. Its client
 /// [`CLIENT`] is operator-provisioned, so that consent off lets sign-ins go straight to the

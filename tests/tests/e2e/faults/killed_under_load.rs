@@ -44,7 +44,7 @@ fn kill_under_load(store: Store) {
     let base = host.base.clone();
     let browser = Browser::new();
     let client_id = register_public_client(&browser, &base);
-    let sign_in = || sign_in_locally(&browser, &base, &base, &client_id);
+    let sign_in = || sign_in_locally(&browser, &base, &issuer_of(&base), &client_id);
     let chains: Vec<String> = (0..THREADS)
         .map(|_| {
             let tokens = tokens_of(&redeem(&browser, &base, &client_id, &sign_in()));

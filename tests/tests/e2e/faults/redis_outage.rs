@@ -40,7 +40,7 @@ fn requests_get_503_with_retry_after_while_redis_is_down_and_the_same_host_recov
         &browser,
         &base,
         &client_id,
-        &sign_in_locally(&browser, &base, &base, &client_id),
+        &sign_in_locally(&browser, &base, &issuer_of(&base), &client_id),
     ));
     let load = Load {
         base: base.clone(),
@@ -94,7 +94,7 @@ fn requests_get_503_with_retry_after_while_redis_is_down_and_the_same_host_recov
             read.body
         );
     }
-    let code = sign_in_locally(&browser, &base, &base, &client_id);
+    let code = sign_in_locally(&browser, &base, &issuer_of(&base), &client_id);
     let tokens = tokens_of(&redeem(&browser, &base, &client_id, &code));
     let refreshed =
         refresh(&browser, &base, &client_id, text(&tokens, "refresh_token")).expect("refresh");

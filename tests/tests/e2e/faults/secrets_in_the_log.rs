@@ -116,7 +116,13 @@ fn local_flows(host: &Host) -> Vec<(String, String)> {
     }
     let refused = browser.submit(&login, &[("username", USER), ("password", WRONG_PASSWORD)]);
     assert_eq!(refused.status, 400, "{}", refused.body);
-    let code = sign_in_locally_as(&browser, base, base, client_id, (USER, PASSWORD));
+    let code = sign_in_locally_as(
+        &browser,
+        base,
+        &issuer_of(base),
+        client_id,
+        (USER, PASSWORD),
+    );
     keep("code", &code);
     let redemption = [
         ("grant_type", "authorization_code"),

@@ -143,6 +143,14 @@ pub fn authorization_url_for(base: &str, client_id: &str, state: &str, resource:
     format!("{base}/authorize?{query}")
 }
 
+/// The issuer mcp-auth publishes when `MCP_AUTH_SERVER_URL` is `base`, an origin as people type
+/// it (`http://127.0.0.1:PORT`): its URL serialisation, which ends in `/` (WHATWG URL), the form
+/// the MCP SDKs' URL types give it too.
+pub fn issuer_of(base: &str) -> String {
+    assert!(!base.ends_with('/'), "{base} is already an issuer");
+    format!("{base}/")
+}
+
 /// /authorize → the built-in login (demo/demo) → consent → approve; returns the code the
 /// redirect to the client carries, after checking `state` and `iss` (RFC 9207).
 pub fn sign_in_locally(browser: &Browser, base: &str, issuer: &str, client_id: &str) -> String {

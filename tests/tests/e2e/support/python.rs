@@ -133,7 +133,7 @@ pub struct McpServer {
 }
 
 impl McpServer {
-    /// Starts the server, bound but not serving until [`McpServer::trust`] names the issuer.
+    /// Starts the server, bound but not serving until [`McpServer::trust`] names mcp-auth.
     pub fn start(dir: &Path, verify: Verify) -> McpServer {
         let mode = match verify {
             Verify::Jwks => "jwks",
@@ -147,9 +147,10 @@ impl McpServer {
         }
     }
 
-    /// Makes the server trust `issuer` (it reads its metadata) and waits until it serves.
-    pub fn trust(&mut self, issuer: &str) {
-        self.script.send(issuer);
+    /// Makes the server trust the mcp-auth whose `MCP_AUTH_SERVER_URL` is `mcp_auth_server_url`
+    /// (the string exactly as the operator configured it) and waits until it serves.
+    pub fn trust(&mut self, mcp_auth_server_url: &str) {
+        self.script.send(mcp_auth_server_url);
         self.script.expect("ready");
     }
 
