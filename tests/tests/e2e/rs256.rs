@@ -60,7 +60,7 @@ fn rsa_keys(browser: &Browser, host: &Host) -> Vec<Value> {
 fn sign_in_for(browser: &Browser, host: &Host, client_id: &str, resource: &str) -> Value {
     let url = authorization_url_for(&host.base, client_id, "st-1", resource);
     let back = approve_as_demo(browser, &url, "E2E Client");
-    let code = client_redirect_code(&back, &host.base);
+    let code = client_redirect_code(&back, &issuer_of(&host.base));
     tokens_of(&browser.post_form(
         &host.url("/token"),
         &[

@@ -57,7 +57,7 @@ fn a_hanging_or_garbled_token_endpoint_fails_the_sign_in_cleanly() {
         let back = sign_in_at_taskmanager(&browser, &sign_in);
         let callback = back.location();
         let failed = browser.follow(&back);
-        let (error, description) = client_redirect_error(&failed, &host.base);
+        let (error, description) = client_redirect_error(&failed, &issuer_of(&host.base));
         assert_eq!(error, "temporarily_unavailable", "{fault:?}");
         assert!(!description.contains(&tm.base), "{description}");
         let log = host.log_text();
