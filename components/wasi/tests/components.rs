@@ -103,7 +103,11 @@ async fn every_component_serves_a_request() {
         )
         .await;
     assert_eq!(res.status, 200, "{}", res.text());
-    assert_eq!(res.json()["issuer"], "http://127.0.0.1:3000");
+    assert_eq!(
+        res.json()["issuer"],
+        "http://127.0.0.1:3000/",
+        "the canonical issuer"
+    );
     assert_eq!(res.header("access-control-allow-origin"), Some("*"));
 
     // The JWKS generates and keeps its key through wasi:keyvalue on first use.

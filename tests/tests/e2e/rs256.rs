@@ -24,7 +24,7 @@ fn the_python_sdk_resource_server_verifies_rs256_tokens_by_the_jwks() {
     let tokens = sign_in_for(&browser, &host, &client_id, &server.url);
     let access = text(&tokens, "access_token");
     assert_eq!(header_of(access)["alg"], "RS256");
-    assert_eq!(initialize(&browser, &server.url, access).status, 200);
+    assert_eq!(initialize(&browser, &server.url, Some(access)).status, 200);
 
     let refreshed = tokens_of(&browser.post_form(
         &host.url("/token"),
@@ -36,7 +36,7 @@ fn the_python_sdk_resource_server_verifies_rs256_tokens_by_the_jwks() {
     ));
     let access = text(&refreshed, "access_token");
     assert_eq!(header_of(access)["kid"], keys[0]["kid"]);
-    assert_eq!(initialize(&browser, &server.url, access).status, 200);
+    assert_eq!(initialize(&browser, &server.url, Some(access)).status, 200);
     let log = server.log_text();
     assert!(!log.contains("refused a token"), "{log}");
     assert_eq!(rsa_keys(&browser, &host), keys, "generated once");
@@ -82,27 +82,4 @@ fn header_of(jwt: &str) -> Value {
         .decode(header)
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON header")
-}
-
-/// An MCP `initialize` with `token` as its bearer.
-fn initialize(browser: &Browser, url: &str, token: &str) -> Page {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "e2e", "version": "0"},
-        },
-    });
-    let bearer = format!("Bearer {token}");
-    browser.post_json(
-        url,
-        &body,
-        &[
-            ("accept", "application/json, text/event-stream"),
-            ("authorization", &bearer),
-        ],
-    )
 }

@@ -337,23 +337,3 @@ async fn call_whoami(auth: &AuthClient<reqwest::Client>, url: &str) -> String {
         .unwrap_or_else(|| panic!("no text in {content}"))
         .to_string()
 }
-
-/// An MCP `initialize` POST, with a bearer token or none.
-fn initialize(browser: &Browser, url: &str, token: Option<&str>) -> Page {
-    let bearer = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("accept", "application/json, text/event-stream")];
-    if let Some(bearer) = &bearer {
-        headers.push(("authorization", bearer));
-    }
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "e2e", "version": "0"},
-        },
-    });
-    browser.post_json(url, &body, &headers)
-}

@@ -274,3 +274,23 @@ pub fn text<'a>(value: &'a Value, name: &str) -> &'a str {
         .as_str()
         .unwrap_or_else(|| panic!("no string {name} in {value}"))
 }
+
+/// An MCP `initialize` POST to the MCP server at `url`, with a bearer token or none.
+pub fn initialize(browser: &Browser, url: &str, token: Option<&str>) -> Page {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("accept", "application/json, text/event-stream")];
+    if let Some(bearer) = &bearer {
+        headers.push(("authorization", bearer));
+    }
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "e2e", "version": "0"},
+        },
+    });
+    browser.post_json(url, &body, &headers)
+}
