@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::support::site;
 use crate::support::taskmanager::{self, FakeTaskManager};
 use crate::support::*;
 use crate::taskmanager::sign_in_at_taskmanager;
@@ -13,7 +14,7 @@ use crate::taskmanager::sign_in_at_taskmanager;
 /// A TLS front for `backend` (a plain-http port on 127.0.0.1) on an ephemeral loopback port,
 /// presenting a certificate for `localhost` from a fresh CA; dropping it stops it.
 struct TlsFront {
-    runtime: Option<tokio::runtime::Runtime>,
+    _server: site::Server,
     /// `https://localhost:PORT`.
     base: String,
     /// The CA certificate, PEM.
@@ -39,47 +40,24 @@ impl TlsFront {
             )
             .expect("server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr").port();
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
+        let server = site::listen(move |stream| {
+            let acceptor = acceptor.clone();
+            async move {
+                // An untrusting client ends the handshake: nothing to forward.
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
                 };
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    // An untrusting client ends the handshake: nothing to forward.
-                    let Ok(mut tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let Ok(mut plain) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
-                    else {
-                        return;
-                    };
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                });
+                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
             }
         });
         TlsFront {
-            runtime: Some(runtime),
-            base: format!("https://localhost:{port}"),
+            base: format!("https://localhost:{}", server.port),
+            _server: server,
             ca_pem: ca.pem(),
-        }
-    }
-}
-
-impl Drop for TlsFront {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
         }
     }
 }

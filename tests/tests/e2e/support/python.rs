@@ -27,40 +27,12 @@ pub struct Script {
 impl Script {
     /// Starts `tests/python/<script>` with `args`, its stderr in a log file in `dir`.
     pub fn start(dir: &Path, script: &str, args: &[&str]) -> Script {
-        let python = python();
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("python")
             .join(script);
-        let log = dir.join(format!("{script}-{}.log", unique()));
-        let mut child = Command::new(python)
-            .arg(&path)
-            .args(args)
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("script log"))
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {} {}: {e}", python.display(), path.display())
-            });
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Script {
-            name: script.to_string(),
-            child,
-            stdin,
-            lines,
-            log,
-        }
+        let mut command = Command::new(python());
+        command.arg(&path).args(args).env("PYTHONUNBUFFERED", "1");
+        Script::spawn(dir, script, command)
     }
 
     /// The next line the script prints.
