@@ -656,3 +656,17 @@ fn a_failure_for_a_client_nobody_approved_is_a_page_not_a_redirect() {
     let p = query_of(location(&res));
     assert_eq!(p["error"], "temporarily_unavailable");
 }
+
+/// A provider may send an error back at once, without the user doing anything: for a client
+/// nobody approved that is a page too, never a redirect to its URI.
+#[test]
+fn a_providers_error_for_a_client_nobody_approved_is_a_page_not_a_redirect() {
+    let h = taskmanager(&[]);
+    register(&h, "dcr-1", "Phish", &["https://phish.example/cb"]);
+    let res = authorize(&h, &[("client_id", Some("dcr-1")), ("redirect_uri", None)]);
+    let q = query_of(location(&res));
+    let res = callback(&h, &format!("error=invalid_scope&state={}", q["state"]));
+    assert_eq!(res.status, 403, "{}", body(&res));
+    assert!(res.header("location").is_none());
+    assert!(!h.store.keys().iter().any(|k| k.starts_with("pending/")));
+}

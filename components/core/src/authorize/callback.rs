@@ -3,7 +3,7 @@
 
 use super::consent::signed_in;
 use super::pending::{Flow, Pending, Stage};
-use super::{bad_request, either, method_not_allowed, redirect, unavailable};
+use super::{bad_request, either, method_not_allowed, unavailable};
 use crate::env::Env;
 use crate::error::{ErrorCode, OAuthError};
 use crate::http::{Method, Request, Response};
@@ -54,22 +54,24 @@ fn complete(env: &Env, req: &Request) -> Result<Response, Response> {
 }
 
 /// The provider said no (the user cancelled, or it refused us): the client learns
-/// `access_denied`; a device sign-in ends on a page.
+/// `access_denied` when errors may go to it (a provider may answer with an error at once,
+/// without the user doing anything: otherwise a way to redirect through us); else, and for a
+/// device sign-in, a page.
 fn refused_upstream(env: &Env, pending: &Pending, error: &str) -> Response {
     // The provider's code, cut short: it is echoed into the client's redirect.
     let error: String = error.chars().take(64).collect();
     let description = format!("sign-in at the identity provider failed ({error})");
-    match &pending.record.flow {
-        Flow::Code(request) => redirect::error_to_client(
-            env,
-            &request.redirect_uri,
-            request.state.as_deref(),
-            &OAuthError::new(ErrorCode::AccessDenied, description),
-        ),
-        Flow::Device { .. } => pages::error_page(
+    let err = OAuthError::new(ErrorCode::AccessDenied, description);
+    let flow = &pending.record.flow;
+    super::pending::sign_in_error(env, flow, &err, || {
+        let outcome = match flow {
+            Flow::Code(_) => "you are not sent back to the application",
+            Flow::Device { .. } => "the device was not approved",
+        };
+        pages::error_page(
             403,
             "Sign-in cancelled",
-            "Signing in at the identity provider did not succeed, so the device was not approved.",
-        ),
-    }
+            &format!("Signing in at the identity provider did not succeed, so {outcome}."),
+        )
+    })
 }

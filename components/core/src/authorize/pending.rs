@@ -18,6 +18,7 @@ use super::{binding, redirect};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::client;
 use crate::env::{Env, StoreError};
+use crate::error::OAuthError;
 use crate::http::{Request, Response};
 use crate::pkce;
 use crate::records::{self, Claim};
@@ -147,33 +148,46 @@ pub fn begin(env: &Env, flow: Flow) -> Response {
 }
 
 /// The provider failed this sign-in. The client learns it at its redirect URI (RFC 6749
-/// §4.1.2.1; the URI was validated before any sign-in began), so it stops waiting, when
-/// errors may be sent there at all: the operator provisioned the client or a user approved
-/// it before (see [`super::approval`]; otherwise the failure would be an open redirect for
-/// whoever registered a client). Else, and for a device sign-in (no client to send the
-/// user to), a page. Only the audit log says what the provider did.
+/// §4.1.2.1), so it stops waiting, when errors may be sent there (see [`sign_in_error`]); a
+/// device sign-in, with no client to send the user to, ends on a page. Only the audit log
+/// says what the provider did.
 pub fn failed_upstream(env: &Env, flow: &Flow, failure: &UpstreamFailure) -> Response {
     env.audit(
         AuditEvent::new(AuditKind::UpstreamFailed, env.now())
             .client(flow.client_id())
             .reason(&failure.message()),
     );
-    let told = failure.for_client();
-    if let Flow::Code(request) = flow {
-        let trusted = client::find(env, &request.client_id)
-            .ok()
-            .flatten()
-            .is_some_and(|c| super::approval::trusts_redirects(env, &c).unwrap_or(false));
-        if trusted {
-            return redirect::error_to_client(
-                env,
-                &request.redirect_uri,
-                request.state.as_deref(),
-                &told,
-            );
+    sign_in_error(env, flow, &failure.for_client(), || failure.page())
+}
+
+/// An error that ends the sign-in of `flow`: for an authorization request, sent to the
+/// client's redirect URI (validated before any sign-in began) when errors may go there (see
+/// [`redirect::error_to_trusted_client`]); otherwise, and for a device sign-in, the `page`.
+pub fn sign_in_error(
+    env: &Env,
+    flow: &Flow,
+    err: &OAuthError,
+    page: impl FnOnce() -> Response,
+) -> Response {
+    let Flow::Code(request) = flow else {
+        return page();
+    };
+    match client::find(env, &request.client_id) {
+        Ok(Some(client)) => redirect::error_to_trusted_client(
+            env,
+            &client,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            err,
+            page,
+        ),
+        // Deleted meanwhile: nobody to send the user to.
+        Ok(None) => page(),
+        Err(err) if err.code == crate::error::ErrorCode::TemporarilyUnavailable => {
+            unavailable(StoreError(err.description))
         }
+        Err(_) => page(),
     }
-    failure.page()
 }
 
 /// A pending authorization read back from the store.

@@ -96,6 +96,26 @@ pub fn to_client(
     }
 }
 
+/// An error for `client`, sent to its (verified) redirect URI only when errors may go there:
+/// the operator provisioned the client or a user approved it before (see
+/// [`super::approval`]); otherwise the `page`, so that a client anyone registered cannot use
+/// us as an open redirector (RFC 9700 §4.11.2). Every error redirect of a sign-in goes
+/// through here.
+pub fn error_to_trusted_client(
+    env: &Env,
+    client: &Client,
+    redirect_uri: &str,
+    state: Option<&str>,
+    err: &OAuthError,
+    page: impl FnOnce() -> Response,
+) -> Response {
+    match super::approval::trusts_redirects(env, client) {
+        Ok(true) => error_to_client(env, redirect_uri, state, err),
+        Ok(false) => page(),
+        Err(err) => super::unavailable(err),
+    }
+}
+
 /// An error response to the client (RFC 6749 §4.1.2.1).
 pub fn error_to_client(
     env: &Env,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::pending::{self, Flow};
-use super::{approval, method_not_allowed, redirect, unavailable};
+use super::{method_not_allowed, redirect};
 use crate::client::Client;
 use crate::env::Env;
 use crate::error::{ErrorCode, OAuthError};
@@ -72,8 +72,7 @@ fn validate(env: &Env, req: &Request) -> Result<AuthorizationRequest, Response> 
 }
 
 /// An error in a request whose client and redirect URI check out: sent back to the client
-/// (RFC 6749 §4.1.2.1) when it is trusted with redirects, else shown on a page, so that a
-/// client nobody approved cannot use us as an open redirector (see [`approval`]).
+/// (RFC 6749 §4.1.2.1) when it is trusted with redirects, else shown on a page.
 fn refuse(
     env: &Env,
     client: &Client,
@@ -81,9 +80,8 @@ fn refuse(
     state: Option<&str>,
     err: &OAuthError,
 ) -> Response {
-    match approval::trusts_redirects(env, client) {
-        Ok(true) => redirect::error_to_client(env, redirect_uri, state, err),
-        Ok(false) => pages::error_page(
+    redirect::error_to_trusted_client(env, client, redirect_uri, state, err, || {
+        pages::error_page(
             400,
             "Invalid request",
             &format!(
@@ -91,9 +89,8 @@ fn refuse(
                 err.description,
                 err.code.as_str()
             ),
-        ),
-        Err(err) => unavailable(err),
-    }
+        )
+    })
 }
 
 /// What the checks after the redirect URI produce.
