@@ -15,6 +15,12 @@
 //! use and kept under [`STORED_KEY`] in the same encoding. A 2048-bit RSA key takes seconds to
 //! generate in wasm: it happens once per deployment, never per request.
 //!
+//! The operator rotates a stored key with [`rotate`] (`mcp-auth admin keys rotate`): a new key
+//! signs from then on, and the old one stays published in the JWKS, public part only, until
+//! every token it signed has expired. Both live in the one record under [`STORED_KEY`], so
+//! signing still costs one `get`; records written before rotation existed load unchanged, and
+//! older components ignore the retiring keys (serde skips unknown fields).
+//!
 //! Generation is race-safe across hosts without compare-and-swap: a [`records::claim`] on a
 //! per-minute generation key picks the single writer; the others re-read the stored key and,
 //! if the winner has not written it yet, answer 503 `temporarily_unavailable` (the client
@@ -50,6 +56,10 @@ const GENERATION_WINDOW: u64 = 60;
 const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// The size of generated RSA keys: the smallest that RFC 7518 §3.3 and jwt-simple accept.
 const RSA_BITS: usize = 2048;
+/// How long past `access_token_lifetime` a rotated-out key stays published, seconds: a request
+/// that loaded it just before the rotation may still sign with it (its time limit), and
+/// resource servers keep the JWKS for its `max-age`.
+const RETIRE_SLACK: u64 = 300;
 
 /// `GET /jwks`: every published public key (RFC 7517 §5), cacheable for five minutes.
 pub fn jwks(env: &Env, req: &Request) -> Response {
@@ -82,14 +92,20 @@ pub fn signing_key(env: &Env) -> Result<SigningKey, OAuthError> {
     match env.settings.signing_keys.first() {
         Some(configured) => SigningKey::from_config(configured, env.settings.signing_algorithm)
             .map_err(misconfigured),
-        None => stored_or_generated(env),
+        None => stored_or_generated(env).map(|(key, _)| key),
     }
 }
 
-/// Every key a token of ours may be signed with: all configured keys, or the stored one.
+/// Every key a token of ours may be signed with: all configured keys, or the stored one and
+/// the keys it replaced whose tokens may still be live.
 pub fn published_keys(env: &Env) -> Result<Vec<PublicKey>, OAuthError> {
     if env.settings.signing_keys.is_empty() {
-        return Ok(vec![stored_or_generated(env)?.public_key()]);
+        let (key, retiring) = stored_or_generated(env)?;
+        let now = env.now();
+        let retiring = retiring.iter().filter(|r| r.until > now);
+        return Ok(std::iter::once(key.public_key())
+            .chain(retiring.filter_map(RetiringKey::load))
+            .collect());
     }
     env.settings
         .signing_keys
@@ -295,11 +311,48 @@ fn rsa_key_error(e: jwt_simple::Error) -> KeyError {
 }
 
 /// The generated key as stored: algorithm and private bytes (as configured keys are
-/// encoded), base64url.
+/// encoded), base64url, and the keys it replaced that are still published.
 #[derive(Serialize, Deserialize)]
 struct StoredKey {
     alg: String,
     d: String,
+    /// Absent in records written before [`rotate`] existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    retiring: Vec<RetiringKey>,
+}
+
+/// A rotated-out key: only its public JWK (nobody can sign with it any more), published
+/// until `until`, when every token it signed has expired.
+#[derive(Clone, Serialize, Deserialize)]
+struct RetiringKey {
+    jwk: serde_json::Value,
+    until: u64,
+}
+
+impl RetiringKey {
+    /// The published key; `None` for a JWK that does not load (skipped, never fatal: the
+    /// current key must keep being published).
+    fn load(&self) -> Option<PublicKey> {
+        let text = self.jwk.to_string();
+        let key = match SigningAlgorithm::parse(self.jwk.get("alg")?.as_str()?)? {
+            SigningAlgorithm::Es256 => PublicKeyKind::Es256(ES256PublicKey::from_jwk(&text).ok()?),
+            SigningAlgorithm::EdDsa => {
+                PublicKeyKind::EdDsa(Ed25519PublicKey::from_jwk(&text).ok()?)
+            }
+            SigningAlgorithm::Rs256 => {
+                PublicKeyKind::Rs256(Box::new(RS256PublicKey::from_jwk(&text).ok()?))
+            }
+        };
+        Some(PublicKey { key })
+    }
+
+    fn kid(&self) -> &str {
+        self.jwk.get("kid").and_then(|k| k.as_str()).unwrap_or("")
+    }
+
+    fn alg(&self) -> &str {
+        self.jwk.get("alg").and_then(|a| a.as_str()).unwrap_or("")
+    }
 }
 
 impl StoredKey {
@@ -309,27 +362,23 @@ impl StoredKey {
     }
 }
 
-/// The stored key, generating it once if there is none. A stored key keeps its algorithm
-/// even if `jwt_algorithm` changes later (configure `signing_keys` to switch).
-fn stored_or_generated(env: &Env) -> Result<SigningKey, OAuthError> {
-    if let Some(key) = load_stored(env)? {
-        return Ok(key);
+/// The stored key and the keys it replaced, generating it once if there is none. A stored
+/// key keeps its algorithm even if `jwt_algorithm` changes later (rotate, or configure
+/// `signing_keys`, to switch).
+fn stored_or_generated(env: &Env) -> Result<(SigningKey, Vec<RetiringKey>), OAuthError> {
+    if let Some(loaded) = load_stored(env)? {
+        return Ok(loaded);
     }
     let attempt = format!("keys/generation/{}", env.now() / GENERATION_WINDOW);
     if records::claim(env, &attempt, Claim::Redeem)? {
         // The attempt record only gives its claim counter a lifetime for the sweep.
         records::put(env, &attempt, &(), Some(env.now() + 2 * GENERATION_WINDOW))?;
-        let (raw, key) = generate(env, env.settings.signing_algorithm)?;
-        let stored = StoredKey {
-            alg: key.algorithm().as_str().into(),
-            d: URL_SAFE_NO_PAD.encode(raw),
-        };
-        records::put(env, STORED_KEY, &stored, None)?;
-        return Ok(key);
+        let key = store_new_key(env, Vec::new())?;
+        return Ok((key, Vec::new()));
     }
     for _ in 0..RE_READS {
-        if let Some(key) = load_stored(env)? {
-            return Ok(key);
+        if let Some(loaded) = load_stored(env)? {
+            return Ok(loaded);
         }
     }
     Err(OAuthError::new(
@@ -339,15 +388,165 @@ fn stored_or_generated(env: &Env) -> Result<SigningKey, OAuthError> {
     .with_header("retry-after", "1"))
 }
 
-fn load_stored(env: &Env) -> Result<Option<SigningKey>, OAuthError> {
+fn load_stored(env: &Env) -> Result<Option<(SigningKey, Vec<RetiringKey>)>, OAuthError> {
     let Some(stored) = records::get::<StoredKey>(env, STORED_KEY)? else {
         return Ok(None);
     };
-    stored.load().map(Some).ok_or_else(|| {
+    let key = stored.load().ok_or_else(|| {
         OAuthError::new(
             ErrorCode::ServerError,
             format!("the stored signing key `{STORED_KEY}` is unreadable"),
         )
+    })?;
+    Ok(Some((key, stored.retiring)))
+}
+
+/// Generate a key of `jwt_algorithm` and store it as the signing key, `retiring` beside it.
+fn store_new_key(env: &Env, retiring: Vec<RetiringKey>) -> Result<SigningKey, OAuthError> {
+    let (raw, key) = generate(env, env.settings.signing_algorithm)?;
+    let stored = StoredKey {
+        alg: key.algorithm().as_str().into(),
+        d: URL_SAFE_NO_PAD.encode(raw),
+        retiring,
+    };
+    records::put(env, STORED_KEY, &stored, None)?;
+    Ok(key)
+}
+
+/// One key as the operator sees it (`mcp-auth admin keys list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    pub state: KeyState,
+    /// Retiring keys: published until then (seconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_until: Option<u64>,
+    /// From the `signing_keys` variable rather than the store.
+    pub configured: bool,
+}
+
+/// What a published key is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Signs new access tokens.
+    Signing,
+    /// Published so that tokens it signed still verify; signs nothing new.
+    Retiring,
+}
+
+/// Every published key, the signing one first. Unlike [`published_keys`] this never
+/// generates a key: an empty list means none has been needed yet.
+pub fn list(env: &Env) -> Result<Vec<KeyInfo>, OAuthError> {
+    let info = |key: &SigningKey, state, configured| KeyInfo {
+        kid: key.kid().to_string(),
+        alg: key.algorithm().as_str().to_string(),
+        state,
+        published_until: None,
+        configured,
+    };
+    if !env.settings.signing_keys.is_empty() {
+        return env
+            .settings
+            .signing_keys
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let key = SigningKey::from_config(entry, env.settings.signing_algorithm)
+                    .map_err(misconfigured)?;
+                let state = if i == 0 {
+                    KeyState::Signing
+                } else {
+                    KeyState::Retiring
+                };
+                Ok(info(&key, state, true))
+            })
+            .collect();
+    }
+    let Some((key, retiring)) = load_stored(env)? else {
+        return Ok(Vec::new());
+    };
+    let now = env.now();
+    let retiring = retiring.iter().filter(|r| r.until > now).map(|r| KeyInfo {
+        kid: r.kid().to_string(),
+        alg: r.alg().to_string(),
+        state: KeyState::Retiring,
+        published_until: Some(r.until),
+        configured: false,
+    });
+    Ok(std::iter::once(info(&key, KeyState::Signing, false))
+        .chain(retiring)
+        .collect())
+}
+
+/// What [`rotate`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rotation {
+    /// The new signing key.
+    pub kid: String,
+    pub alg: String,
+    /// The key it replaced (none when there was no key yet), and until when that one stays
+    /// published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_until: Option<u64>,
+}
+
+/// Replace the stored signing key with a new one of `jwt_algorithm` (which may differ from
+/// the old key's: this is how a stored key changes algorithm). The old key keeps being
+/// published until every token it signed has expired; keys whose time is up are dropped.
+///
+/// Refused when `signing_keys` is configured: those keys live in the variable, not here.
+/// Two rotations of the same key race for one claim, so each key is replaced once and no
+/// new key is lost to a concurrent rotation.
+pub fn rotate(env: &Env) -> Result<Rotation, OAuthError> {
+    if !env.settings.signing_keys.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "the signing keys come from the `signing_keys` variable: put the new key first \
+             there and keep the old one after it until its tokens expire",
+        ));
+    }
+    let Some((old, retiring)) = load_stored(env)? else {
+        let (key, _) = stored_or_generated(env)?;
+        return Ok(Rotation {
+            kid: key.kid().to_string(),
+            alg: key.algorithm().as_str().to_string(),
+            replaced: None,
+            published_until: None,
+        });
+    };
+    let now = env.now();
+    let until = now + env.settings.access_token_lifetime + RETIRE_SLACK;
+    let attempt = format!("keys/rotation/{}", old.kid());
+    if !records::claim(env, &attempt, Claim::Redeem)? {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "key {} has already been rotated; see the current keys",
+                old.kid()
+            ),
+        ));
+    }
+    // The attempt record only gives its claim counter a lifetime for the sweep.
+    records::put(env, &attempt, &(), Some(until))?;
+    let mut still_published: Vec<RetiringKey> =
+        retiring.into_iter().filter(|r| r.until > now).collect();
+    still_published.insert(
+        0,
+        RetiringKey {
+            jwk: old.public_key().to_jwk(),
+            until,
+        },
+    );
+    let key = store_new_key(env, still_published)?;
+    Ok(Rotation {
+        kid: key.kid().to_string(),
+        alg: key.algorithm().as_str().to_string(),
+        replaced: Some(old.kid().to_string()),
+        published_until: Some(until),
     })
 }
 

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::client::{self, AuthMethod, Client, ClientMetadata, ClientSource};
-use crate::env::Env;
+use crate::env::{Env, StoreError};
 use crate::error::{ErrorCode, OAuthError};
 use crate::http::{Method, Request, Response};
 use crate::limits::{self, Limit};
@@ -268,7 +268,7 @@ fn register_client(env: &Env, req: &Request) -> Result<Response, OAuthError> {
 
     let now = env.now();
     let expires_at = (env.settings.client_lifetime > 0).then(|| now + env.settings.client_lifetime);
-    let client_id = URL_SAFE_NO_PAD.encode(env.random_bytes::<16>());
+    let client_id = new_client_id(env);
     let secret =
         (metadata.token_endpoint_auth_method != AuthMethod::None).then(|| Secret::generate(env));
     let registration_token = Secret::generate(env);
@@ -349,14 +349,63 @@ fn update_client(
 /// RFC 7592 §2.3: the client, its secret and its registration token stop working, and so
 /// do the tokens issued to it (its tombstone, written first, see [`tokens::retire_client`]).
 fn delete_client(env: &Env, req: &Request, client: &Client) -> Result<Response, OAuthError> {
-    tokens::retire_client(env, &client.client_id)?;
-    records::delete(env, &client::key(&client.client_id))?;
+    delete(env, &client.client_id, req.client_addr.as_deref())?;
+    Ok(Response::new(204).no_store())
+}
+
+/// Delete the stored client `client_id` as RFC 7592 §2.3 does: its tombstone first, so the
+/// tokens issued to it stop working at once (see [`tokens::retire_client`]), then the record.
+/// `ip` is the requester's address, for the audit event (none for the operator's command).
+pub fn delete(env: &Env, client_id: &str, ip: Option<&str>) -> Result<(), StoreError> {
+    tokens::retire_client(env, client_id)?;
+    records::delete(env, &client::key(client_id))?;
     env.audit(
         AuditEvent::new(AuditKind::ClientDeleted, env.now())
-            .client(&client.client_id)
-            .ip(req.client_addr.as_deref()),
+            .client(client_id)
+            .ip(ip),
     );
-    Ok(Response::new(204).no_store())
+    Ok(())
+}
+
+/// Provision a confidential machine client for `client_credentials` (`mcp-auth admin clients
+/// add`): the stored counterpart of a `machine_clients` entry. Stored as a registration is,
+/// its secret only as a hash, never expiring; the secret is returned to be shown once.
+/// `scope` limits what it may get (each value supported; none: the default scopes).
+pub fn provision(
+    env: &Env,
+    name: Option<String>,
+    scope: Option<&str>,
+) -> Result<(Client, Secret), OAuthError> {
+    let scope = match scope {
+        Some(s) => Some(registered_scope(env, s)?).filter(|s| !s.is_empty()),
+        None => None,
+    };
+    let metadata = ClientMetadata {
+        token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
+        grant_types: vec![CLIENT_CREDENTIALS.to_string()],
+        application_type: "web".to_string(),
+        client_name: optional_text("client_name", name)?,
+        scope,
+        ..ClientMetadata::default()
+    };
+    let secret = Secret::generate(env);
+    let client = Client {
+        client_id: new_client_id(env),
+        source: ClientSource::Provisioned,
+        client_id_issued_at: env.now(),
+        client_secret_hash: Some(secret.hash()),
+        client_secret_expires_at: 0,
+        registration_token_hash: None,
+        metadata,
+    };
+    records::put(env, &client::key(&client.client_id), &client, None)?;
+    env.audit(AuditEvent::new(AuditKind::ClientRegistered, env.now()).client(&client.client_id));
+    Ok((client, secret))
+}
+
+/// A fresh `client_id`: 128 random bits, base64url (22 characters).
+fn new_client_id(env: &Env) -> String {
+    URL_SAFE_NO_PAD.encode(env.random_bytes::<16>())
 }
 
 /// The client named by the path, if the bearer token is its registration access token.

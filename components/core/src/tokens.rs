@@ -294,6 +294,42 @@ pub fn find_current_refresh(env: &Env, token: &str) -> Result<Option<RefreshReco
     Ok((records::claims(env, &refresh_key(token), Claim::Redeem)? == 0).then_some(record))
 }
 
+/// Whose token a stored record is: what an operator revokes by (`mcp-auth admin tokens
+/// revoke --user/--client`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub client_id: String,
+    pub sub: String,
+    pub username: Option<String>,
+    pub family: String,
+}
+
+/// Does store key `key` name an access or refresh token's record (not one of its counters)?
+pub fn is_token_key(key: &str) -> bool {
+    (key.starts_with("access/") || key.starts_with("refresh/")) && !key.contains('#')
+}
+
+/// The holder of the live token whose record is under `key` (see [`is_token_key`]); `None`
+/// when it has expired, was revoked, or its client was deleted.
+pub fn holder(env: &Env, key: &str) -> Result<Option<Holder>, StoreError> {
+    if key.starts_with("access/") {
+        let record = records::get::<AccessRecord>(env, key)?;
+        return Ok(not_retired(env, record, |r| &r.client_id)?.map(|r| Holder {
+            client_id: r.client_id,
+            sub: r.sub,
+            username: r.username,
+            family: r.family,
+        }));
+    }
+    let record = records::get::<RefreshRecord>(env, key)?;
+    Ok(not_retired(env, record, |r| &r.client_id)?.map(|r| Holder {
+        client_id: r.client_id,
+        sub: r.sub,
+        username: r.username,
+        family: r.family,
+    }))
+}
+
 /// Revoke one access token.
 pub fn revoke_access(env: &Env, token: &str) -> Result<(), StoreError> {
     records::delete(env, &access_key(token))

@@ -314,3 +314,106 @@ fn a_key_set_may_mix_algorithms_while_it_rotates() {
     assert_ne!(published[0]["kid"], published[1]["kid"]);
     assert_eq!(token_verified_by_the_jwks(&h).1, published[0]);
 }
+
+/// `mcp-auth admin keys rotate`: the new stored key signs at once, the old one stays in the
+/// JWKS (public part only) for as long as a token it signed can live, then leaves it.
+#[test]
+fn a_rotated_stored_key_stays_published_until_its_tokens_expire() {
+    let h = harness();
+    let (old_token, old_key) = token_verified_by_the_jwks(&h);
+    let rotation = keys::rotate(&h.env()).unwrap();
+    assert_eq!(rotation.replaced.as_deref(), old_key["kid"].as_str());
+    let published = jwks(&h);
+    assert_eq!(published.len(), 2);
+    assert_eq!(published[0]["kid"].as_str(), Some(rotation.kid.as_str()));
+    assert_eq!(published[1], old_key, "the old key is published unchanged");
+    let (_, signer) = token_verified_by_the_jwks(&h);
+    assert_eq!(signer, published[0], "the new key signs");
+    let options = VerificationOptions {
+        artificial_time: Some(Duration::from_secs(h.clock.now())),
+        ..Default::default()
+    };
+    let old_public = ES256PublicKey::from_jwk(&published[1].to_string()).unwrap();
+    assert!(old_public
+        .verify_token::<serde_json::Value>(&old_token, Some(options))
+        .is_ok());
+    // The private part of the old key is gone from the store.
+    let stored = String::from_utf8(h.store.snapshot()["keys/signing"].clone()).unwrap();
+    assert_eq!(stored.matches("\"d\"").count(), 1, "{stored}");
+
+    let listed = keys::list(&h.env()).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].state, keys::KeyState::Signing);
+    assert_eq!(listed[1].state, keys::KeyState::Retiring);
+    let until = rotation.published_until.unwrap();
+    assert_eq!(listed[1].published_until, Some(until));
+    assert_eq!(until, h.clock.now() + 3600 + 300);
+
+    h.clock.advance(until - h.clock.now());
+    let published = jwks(&h);
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["kid"].as_str(), Some(rotation.kid.as_str()));
+}
+
+/// A rotation switches a stored key's algorithm to `jwt_algorithm`'s, and each key is replaced
+/// once: a second rotation of the same key (a concurrent operator) is refused.
+#[test]
+fn rotation_follows_jwt_algorithm_and_replaces_a_key_once() {
+    let h = harness();
+    let (_, old_key) = token_verified_by_the_jwks(&h);
+    let rs256 = harness_with(&[("jwt_algorithm", "RS256")]);
+    let env = Env::new(
+        &h.store,
+        &h.upstream,
+        &h.clock,
+        &h.rng,
+        Settings::from_config(&rs256.config).unwrap(),
+    );
+    let old_kid = old_key["kid"].as_str().unwrap();
+    records::claim(&env, &format!("keys/rotation/{old_kid}"), Claim::Redeem).unwrap();
+    let err = keys::rotate(&env).unwrap_err();
+    assert!(err.description.contains("already been rotated"), "{err:?}");
+    // Both attempts counted: take them back, as if neither had happened.
+    records::count_by(&env, &format!("keys/rotation/{old_kid}"), Claim::Redeem, -2).unwrap();
+    let rotation = keys::rotate(&env).unwrap();
+    assert_eq!(rotation.alg, "RS256");
+    drop(env);
+    let algs: Vec<_> = jwks(&h).iter().map(|k| k["alg"].clone()).collect();
+    assert_eq!(algs, ["RS256", "ES256"]);
+}
+
+/// A record written before rotation existed (`alg` and `d` only) still loads, and a
+/// rotation keeps it published.
+#[test]
+fn a_key_record_of_the_earlier_format_loads_and_rotates() {
+    let h = harness();
+    let d = URL_SAFE_NO_PAD.encode([7u8; 32]);
+    let record = serde_json::json!({ "v": { "alg": "ES256", "d": d } });
+    mcp_auth_core::Store::set(&h.store, keys::STORED_KEY, record.to_string().as_bytes()).unwrap();
+    let expected = SigningKey::from_raw(&[7u8; 32], SigningAlgorithm::Es256).unwrap();
+    let published = jwks(&h);
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0]["kid"].as_str(), Some(expected.kid()));
+    let rotation = keys::rotate(&h.env()).unwrap();
+    assert_eq!(rotation.replaced.as_deref(), Some(expected.kid()));
+    assert_eq!(jwks(&h)[1]["kid"].as_str(), Some(expected.kid()));
+}
+
+/// Configured keys live in `signing_keys`: rotation is refused and says where to go, and the
+/// list shows them as configured.
+#[test]
+fn configured_keys_are_listed_and_not_rotated_here() {
+    let p256 = URL_SAFE_NO_PAD.encode([7u8; 32]);
+    let h = harness_with(&[("signing_keys", &p256)]);
+    let err = keys::rotate(&h.env()).unwrap_err();
+    assert!(err.description.contains("`signing_keys`"), "{err:?}");
+    let listed = keys::list(&h.env()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].configured);
+    assert!(!h.store.keys().iter().any(|k| k.starts_with("keys/")));
+    // Without configured keys and before any key was needed, the list is empty: listing
+    // never generates one.
+    let h = harness();
+    assert!(keys::list(&h.env()).unwrap().is_empty());
+    assert!(h.store.keys().is_empty());
+}

@@ -655,3 +655,71 @@ fn several_resources_at_the_token_endpoint_are_invalid_target() {
     assert_eq!(res.status, 400);
     assert_eq!(h.store.state(), before);
 }
+
+/// `mcp-auth admin clients add` stores a machine client that gets `client_credentials` tokens
+/// like a `machine_clients` entry, limited to its scopes; `clients delete` retires it and its
+/// tokens at once, as RFC 7592 DELETE does.
+#[test]
+fn a_provisioned_client_gets_client_credentials_until_deleted() {
+    use mcp_auth_core::registration;
+    let h = harness();
+    let (client, secret) =
+        registration::provision(&h.env(), Some("nightly job".into()), Some("mcp:read")).unwrap();
+    let stored = h.store.snapshot();
+    let record =
+        String::from_utf8(stored[&format!("client/{}", client.client_id)].clone()).unwrap();
+    assert!(!record.contains(secret.expose()), "only the hash is stored");
+    let auth = basic(&client.client_id, secret.expose());
+    let body = ok_json(&client_credentials(&h, &auth, &[]));
+    assert_eq!(body["scope"], "mcp:read");
+    let access = body["access_token"].as_str().unwrap();
+    assert_eq!(
+        introspect(&h, access)["client_id"],
+        client.client_id.as_str()
+    );
+    let asked_too_much = client_credentials(&h, &auth, &[("scope", "mcp:write")]);
+    assert_eq!(error_of(&asked_too_much), "invalid_scope");
+    // Scopes outside `scopes_supported` and control characters in the name are refused.
+    assert!(registration::provision(&h.env(), None, Some("admin:all")).is_err());
+    assert!(registration::provision(&h.env(), Some("a\u{7}".into()), None).is_err());
+
+    registration::delete(&h.env(), &client.client_id, None).unwrap();
+    assert_eq!(introspect(&h, access)["active"], false);
+    assert_eq!(
+        error_of(&client_credentials(&h, &auth, &[])),
+        "invalid_client"
+    );
+}
+
+/// What `mcp-auth admin tokens revoke` scans: each live access or refresh record names its
+/// holder and family, and revoking the family leaves no live record of it.
+#[test]
+fn token_records_name_their_holder_until_revoked() {
+    use mcp_auth_core::tokens;
+    let h = harness();
+    let tokens_of_c1 = signed_in(&h, "c1");
+    let keys: Vec<String> = h
+        .store
+        .keys()
+        .into_iter()
+        .filter(|k| tokens::is_token_key(k))
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let env = h.env();
+    let holders: Vec<tokens::Holder> = keys
+        .iter()
+        .map(|k| tokens::holder(&env, k).unwrap().unwrap())
+        .collect();
+    assert!(holders
+        .iter()
+        .all(|x| x.sub == "alice" && x.client_id == "c1"));
+    assert_eq!(holders[0].family, holders[1].family);
+    tokens::revoke_family(&env, &holders[0].family).unwrap();
+    assert!(keys
+        .iter()
+        .all(|k| tokens::holder(&env, k).unwrap().is_none()));
+    drop(env);
+    let access = tokens_of_c1["access_token"].as_str().unwrap();
+    assert_eq!(introspect(&h, access)["active"], false);
+    assert!(!tokens::is_token_key("access/abc#claim"));
+}
