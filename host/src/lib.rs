@@ -28,6 +28,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod admin;
 mod app;
 mod cache;
 mod config;

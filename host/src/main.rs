@@ -1,5 +1,7 @@
-//! `mcp-auth`: serve the mcp-auth components (`serve`), or hash a password for the
-//! `local_users` variable (`hash-password`).
+//! `mcp-auth`: serve the mcp-auth components (`serve`), operate a deployment's store
+//! (`admin`), or hash a password for the `local_users` variable (`hash-password`).
+
+mod admin_cli;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -26,16 +28,36 @@ struct Cli {
 enum Command {
     /// Serve the application described by a Spin manifest.
     Serve(Box<ServeArgs>),
+    /// Operate on the store a server uses (safe while it runs): clients, tokens, keys.
+    Admin(Box<admin_cli::AdminArgs>),
     /// Read a password on standard input and print its Argon2id PHC string, for `local_users`
     /// (`name:PHC` pairs).
     HashPassword,
 }
 
+/// Where an application's configuration and store are: the same options for `serve` and
+/// `admin`, so that both find the same deployment.
+#[derive(clap::Args)]
+struct AppLocation {
+    /// The Spin manifest (spin_manifest_version = 2).
+    #[arg(long, default_value = "spin.toml", global = true)]
+    manifest: PathBuf,
+    /// Spin runtime-config file selecting key-value backends (e.g. Redis) and, with
+    /// `[[client_tls]]`, outbound TLS roots per component and host.
+    #[arg(long, global = true)]
+    runtime_config: Option<PathBuf>,
+    /// Directory of the embedded key-value store.
+    #[arg(long, default_value = ".mcp-auth", global = true)]
+    data_dir: PathBuf,
+    /// The .env file (default: .env beside the manifest).
+    #[arg(long, global = true)]
+    env_file: Option<PathBuf>,
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// The Spin manifest (spin_manifest_version = 2).
-    #[arg(long, default_value = "spin.toml")]
-    manifest: PathBuf,
+    #[command(flatten)]
+    location: AppLocation,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
@@ -52,19 +74,9 @@ struct ServeArgs {
     /// TaskManager's URL (sets the `taskmanager_oauth_host` variable).
     #[arg(long)]
     taskmanager_url: Option<String>,
-    /// Spin runtime-config file selecting key-value backends (e.g. Redis) and, with
-    /// `[[client_tls]]`, outbound TLS roots per component and host.
-    #[arg(long)]
-    runtime_config: Option<PathBuf>,
-    /// Directory of the embedded key-value store.
-    #[arg(long, default_value = ".mcp-auth")]
-    data_dir: PathBuf,
     /// Directory of precompiled components (default: $XDG_CACHE_HOME/mcp-auth).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
-    /// The .env file (default: .env beside the manifest).
-    #[arg(long)]
-    env_file: Option<PathBuf>,
     /// Requests served at once (the instance pool's size).
     #[arg(long, default_value_t = 100)]
     max_concurrent_requests: u32,
@@ -113,6 +125,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
+        Command::Admin(args) => admin_cli::run(*args),
         Command::HashPassword => hash_password(),
     };
     match result {
@@ -143,17 +156,18 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
             .min(limits.outbound_first_byte_timeout);
         let mut options = Options::default();
         options.environment = command_line_variables(&args);
-        options.runtime_config = args.runtime_config;
-        options.data_dir = args.data_dir;
+        options.runtime_config = args.location.runtime_config;
+        options.data_dir = args.location.data_dir;
         if args.cache_dir.is_some() {
             options.cache_dir = args.cache_dir;
         }
-        options.env_file = args.env_file;
+        options.env_file = args.location.env_file;
         options.limits = limits;
         options.outbound_allow_private = args.outbound_allow_private;
         options.outbound_ca_files = args.outbound_ca_file;
         options.outbound_system_roots = args.outbound_system_roots;
-        let server = Server::new(&args.manifest, options).map_err(|e| e.to_string())?;
+        let manifest = args.location.manifest;
+        let server = Server::new(&manifest, options).map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -174,7 +188,7 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
             let address = metrics.local_addr().unwrap_or(requested);
             tracing::info!(%address, "metrics on GET /metrics");
         }
-        tracing::info!(%address, manifest = %args.manifest.display(), "serving");
+        tracing::info!(%address, manifest = %manifest.display(), "serving");
         let stop = server.shutdown_handle();
         tokio::spawn(async move {
             signalled.await;

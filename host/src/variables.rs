@@ -62,6 +62,22 @@ impl Variables {
         self.values.get(name).map(String::as_str)
     }
 
+    /// Every template of `templates` (a component's `variables` table) expanded over the
+    /// application variables: the configuration the component sees.
+    pub fn expand_all(
+        &self,
+        templates: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        templates
+            .iter()
+            .map(|(name, template)| {
+                self.expand(template, None)
+                    .map(|value| (name.clone(), value))
+                    .map_err(|e| format!("variable `{name}`: {e}"))
+            })
+            .collect()
+    }
+
     /// Expands `{{ name }}` references in `template`, looking names up in `first` and then in
     /// the application variables.
     pub fn expand(
