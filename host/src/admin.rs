@@ -183,7 +183,7 @@ impl Admin {
         }
         let configured = self.settings.machine_clients.iter().map(|m| &m.client_id);
         for id in configured {
-            if let Some(client) = self.with_env(|env| Ok(client::find(env, id)?))? {
+            if let Some(client) = self.with_env(|env| client::find(env, id))? {
                 views.push(view(&client, true));
             }
         }
@@ -193,7 +193,7 @@ impl Admin {
     /// One client, stored or configured.
     pub fn client(&self, client_id: &str) -> Result<ClientView, String> {
         if self.is_configured(client_id) {
-            let client = self.with_env(|env| Ok(client::find(env, client_id)?))?;
+            let client = self.with_env(|env| client::find(env, client_id))?;
             return client
                 .map(|c| view(&c, true))
                 .ok_or_else(|| unknown(client_id));

@@ -1,6 +1,7 @@
 //! Integration tests: the host serving the real test guest (`tests/guests`, built for
 //! `wasm32-wasip2` on first use) over real HTTP on 127.0.0.1.
 
+mod admin;
 mod cli;
 mod durability;
 mod outbound;
