@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use mcp_auth_core::audit::{AuditEvent, AuditKind};
 use mcp_auth_core::client::{self, Client, ClientSource};
 use mcp_auth_core::keys::{self, KeyInfo, Rotation};
 use mcp_auth_core::{registration, tokens, OAuthError, Settings};
@@ -260,6 +261,11 @@ impl Admin {
             for family in &families {
                 tokens::revoke_family(env, family)?;
             }
+            let event = AuditEvent::new(AuditKind::TokenRevoked, env.now()).reason("admin");
+            env.audit(match holder {
+                Holder::User(name) => event.sub(name),
+                Holder::Client(id) => event.client(id),
+            });
             Ok((families.len(), count))
         })?;
         Ok(Revocation {
