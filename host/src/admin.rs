@@ -76,6 +76,9 @@ pub struct ClientView {
     pub scope: Option<String>,
     /// Where authorization responses may go.
     pub redirect_uris: Vec<String>,
+    /// The one resource its tokens are for (set by the operator); none: any served one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
     /// Seconds since the epoch; 0 for configured clients.
     pub client_id_issued_at: u64,
 }
@@ -93,6 +96,9 @@ pub struct NewClient {
     /// The scopes it may get; none: the default scopes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The one resource its tokens are for; none: any served resource.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// Whose tokens to revoke.
@@ -223,13 +229,16 @@ impl Admin {
         &self,
         name: Option<String>,
         scope: Option<&str>,
+        resource: Option<&str>,
     ) -> Result<NewClient, String> {
-        let (client, secret) = self.with_env(|env| registration::provision(env, name, scope))?;
+        let (client, secret) =
+            self.with_env(|env| registration::provision(env, name, scope, resource))?;
         Ok(NewClient {
             client_id: client.client_id.clone(),
             client_secret: secret.expose().to_string(),
             client_name: client.metadata.client_name.clone(),
             scope: client.metadata.scope.clone(),
+            resource: client.metadata.resource.clone(),
         })
     }
 
@@ -316,6 +325,7 @@ fn view(client: &Client, configured: bool) -> ClientView {
         grant_types: client.metadata.grant_types.clone(),
         scope: client.metadata.scope.clone(),
         redirect_uris: client.metadata.redirect_uris.clone(),
+        resource: client.metadata.resource.clone(),
         client_id_issued_at: client.client_id_issued_at,
     }
 }

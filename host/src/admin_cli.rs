@@ -53,6 +53,9 @@ enum ClientsCommand {
         /// The scopes it may get, space separated (default: the default scopes).
         #[arg(long)]
         scope: Option<String>,
+        /// The one resource (RFC 8707) its tokens are for (default: any served resource).
+        #[arg(long)]
+        resource: Option<String>,
     },
 }
 
@@ -182,6 +185,7 @@ fn clients(admin: &Admin, command: ClientsCommand, json: bool) -> Result<(), Str
                     ("grant_types", client.grant_types.join(" ")),
                     ("scope", client.scope.clone().unwrap_or_default()),
                     ("redirect_uris", client.redirect_uris.join(" ")),
+                    ("resource", client.resource.clone().unwrap_or_default()),
                     ("issued", date(client.client_id_issued_at)),
                 ];
                 table(
@@ -196,8 +200,12 @@ fn clients(admin: &Admin, command: ClientsCommand, json: bool) -> Result<(), Str
             let done = serde_json::json!({ "deleted": client_id });
             print(json, &done, || format!("deleted client {client_id}"))
         }
-        ClientsCommand::Add { name, scope } => {
-            let added = admin.add_client(name, scope.as_deref())?;
+        ClientsCommand::Add {
+            name,
+            scope,
+            resource,
+        } => {
+            let added = admin.add_client(name, scope.as_deref(), resource.as_deref())?;
             admin.finish()?;
             print(json, &added, || {
                 format!(

@@ -77,6 +77,11 @@ pub struct ClientMetadata {
     pub software_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software_version: Option<String>,
+    /// The one resource (RFC 8707) this client's tokens may be for, normalised. Not an RFC 7591
+    /// field: only the operator sets it (`mcp-auth admin clients add --resource`), never a
+    /// registration or a metadata document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// A client as stored under `client/<client_id>`. Secrets are kept only as hashes.

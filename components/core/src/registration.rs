@@ -189,6 +189,7 @@ pub fn validate_metadata(
         policy_uri: optional_web_uri("policy_uri", request.policy_uri)?,
         software_id: optional_text("software_id", request.software_id)?,
         software_version: optional_text("software_version", request.software_version)?,
+        resource: None,
     })
 }
 
@@ -370,12 +371,17 @@ pub fn delete(env: &Env, client_id: &str, ip: Option<&str>) -> Result<(), StoreE
 /// Provision a confidential machine client for `client_credentials` (`mcp-auth admin clients
 /// add`): the stored counterpart of a `machine_clients` entry. Stored as a registration is,
 /// its secret only as a hash, never expiring; the secret is returned to be shown once.
-/// `scope` limits what it may get (each value supported; none: the default scopes).
+/// `scope` limits what it may get (each value supported; none: the default scopes), and
+/// `resource` binds its tokens to one of the served resources.
 pub fn provision(
     env: &Env,
     name: Option<String>,
     scope: Option<&str>,
+    resource: Option<&str>,
 ) -> Result<(Client, Secret), OAuthError> {
+    let resource = resource
+        .map(|r| crate::resource::allowed(&env.settings, r))
+        .transpose()?;
     let scope = match scope {
         Some(s) => Some(registered_scope(env, s)?).filter(|s| !s.is_empty()),
         None => None,
@@ -386,6 +392,7 @@ pub fn provision(
         application_type: "web".to_string(),
         client_name: optional_text("client_name", name)?,
         scope,
+        resource,
         ..ClientMetadata::default()
     };
     let secret = Secret::generate(env);

@@ -664,7 +664,8 @@ fn a_provisioned_client_gets_client_credentials_until_deleted() {
     use mcp_auth_core::registration;
     let h = harness();
     let (client, secret) =
-        registration::provision(&h.env(), Some("nightly job".into()), Some("mcp:read")).unwrap();
+        registration::provision(&h.env(), Some("nightly job".into()), Some("mcp:read"), None)
+            .unwrap();
     let stored = h.store.snapshot();
     let record =
         String::from_utf8(stored[&format!("client/{}", client.client_id)].clone()).unwrap();
@@ -680,8 +681,8 @@ fn a_provisioned_client_gets_client_credentials_until_deleted() {
     let asked_too_much = client_credentials(&h, &auth, &[("scope", "mcp:write")]);
     assert_eq!(error_of(&asked_too_much), "invalid_scope");
     // Scopes outside `scopes_supported` and control characters in the name are refused.
-    assert!(registration::provision(&h.env(), None, Some("admin:all")).is_err());
-    assert!(registration::provision(&h.env(), Some("a\u{7}".into()), None).is_err());
+    assert!(registration::provision(&h.env(), None, Some("admin:all"), None).is_err());
+    assert!(registration::provision(&h.env(), Some("a\u{7}".into()), None, None).is_err());
 
     registration::delete(&h.env(), &client.client_id, None).unwrap();
     assert_eq!(introspect(&h, access)["active"], false);
@@ -722,4 +723,32 @@ fn token_records_name_their_holder_until_revoked() {
     let access = tokens_of_c1["access_token"].as_str().unwrap();
     assert_eq!(introspect(&h, access)["active"], false);
     assert!(!tokens::is_token_key("access/abc#claim"));
+}
+
+/// A provisioned client bound to one resource gets tokens for that one only, even where
+/// several are served and others are asked for.
+#[test]
+fn a_provisioned_client_bound_to_a_resource_gets_tokens_for_it_only() {
+    use mcp_auth_core::registration;
+    let h = harness_with(&[(
+        "mcp_server",
+        "https://a.example.com/mcp https://b.example.com/mcp",
+    )]);
+    let env = h.env();
+    let unserved = registration::provision(&env, None, None, Some("https://c.example.com/mcp"));
+    assert_eq!(
+        unserved.unwrap_err().code,
+        mcp_auth_core::ErrorCode::InvalidTarget
+    );
+    let (client, secret) =
+        registration::provision(&env, None, None, Some("HTTPS://B.example.com/mcp")).unwrap();
+    drop(env);
+    let auth = basic(&client.client_id, secret.expose());
+    let body = ok_json(&client_credentials(&h, &auth, &[]));
+    let access = body["access_token"].as_str().unwrap();
+    assert_eq!(introspect(&h, access)["aud"], "https://b.example.com/mcp");
+    let same = client_credentials(&h, &auth, &[("resource", "https://b.example.com/mcp/")]);
+    assert_eq!(same.status, 200);
+    let other = client_credentials(&h, &auth, &[("resource", "https://a.example.com/mcp")]);
+    assert_eq!(error_of(&other), "invalid_target");
 }

@@ -67,6 +67,15 @@ fn admin_errors_are_one_line_and_fail() {
         (vec!["clients", "show", "nope"], "no client `nope`"),
         (vec!["clients", "delete", "nope"], "no client `nope`"),
         (vec!["clients", "add", "--scope", "admin:all"], "admin:all"),
+        (
+            vec![
+                "clients",
+                "add",
+                "--resource",
+                "https://elsewhere.example/mcp",
+            ],
+            "elsewhere.example",
+        ),
         (vec!["tokens", "revoke"], "--user"),
     ] {
         let (ok, out, err) = deployment.admin(&args);
@@ -224,8 +233,16 @@ impl Deployment {
         let at = Server(serving.addr);
 
         // A machine client added by the CLI gets client_credentials tokens at once.
-        let added =
-            self.admin_json(&["clients", "add", "--name", "nightly", "--scope", "mcp:read"]);
+        let added = self.admin_json(&[
+            "clients",
+            "add",
+            "--name",
+            "nightly",
+            "--scope",
+            "mcp:read",
+            "--resource",
+            RESOURCE,
+        ]);
         let id = added["client_id"].as_str().unwrap().to_string();
         let secret = added["client_secret"].as_str().unwrap().to_string();
         let machine_token = at.client_credentials(&id, &secret).unwrap();
@@ -243,6 +260,7 @@ impl Deployment {
         assert_eq!(shown["source"], "provisioned");
         assert_eq!(shown["client_name"], "nightly");
         assert_eq!(shown["grant_types"][0], "client_credentials");
+        assert_eq!(shown["resource"], RESOURCE);
         assert!(shown.get("client_secret").is_none(), "{shown}");
         let (ok, table, _) = self.admin(&["clients", "list"]);
         assert!(

@@ -150,8 +150,29 @@ pub(crate) fn direct_grant(
         params.get("scope"),
         client.metadata.scope.as_deref(),
     )?;
-    let resource = default_resource(&env.settings, params.get("resource"))?;
+    let resource = match client.metadata.resource.as_deref() {
+        Some(bound) => bound_resource(&env.settings, bound, params.get("resource"))?,
+        None => default_resource(&env.settings, params.get("resource"))?,
+    };
     Ok((scope::join(&scope), resource))
+}
+
+/// The resource of a client the operator bound to one: that one, if still served, whatever
+/// else is asked for being `invalid_target`.
+fn bound_resource(
+    settings: &Settings,
+    bound: &str,
+    sent: Option<&str>,
+) -> Result<String, OAuthError> {
+    let bound = resource::allowed(settings, bound)?;
+    match sent.map(resource::normalize) {
+        None => Ok(bound),
+        Some(Ok(normal)) if normal == bound => Ok(bound),
+        Some(_) => Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            format!("this client's tokens are only for `{bound}`"),
+        )),
+    }
 }
 
 fn default_resource(settings: &Settings, sent: Option<&str>) -> Result<String, OAuthError> {
