@@ -270,11 +270,13 @@ impl Admin {
             for family in &families {
                 tokens::revoke_family(env, family)?;
             }
-            let event = AuditEvent::new(AuditKind::TokenRevoked, env.now()).reason("admin");
-            env.audit(match holder {
-                Holder::User(name) => event.sub(name),
-                Holder::Client(id) => event.client(id),
-            });
+            if !families.is_empty() {
+                let event = AuditEvent::new(AuditKind::TokenRevoked, env.now()).reason("admin");
+                env.audit(match holder {
+                    Holder::User(name) => event.sub(name),
+                    Holder::Client(id) => event.client(id),
+                });
+            }
             Ok((families.len(), count))
         })?;
         Ok(Revocation {
