@@ -11,4 +11,5 @@ pub mod load;
 pub mod mcp_auth;
 pub mod oidc_provider;
 pub mod process;
+pub mod python_peer;
 pub mod report;
