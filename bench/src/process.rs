@@ -93,9 +93,22 @@ impl Process {
 }
 
 impl Drop for Process {
+    /// Kills the process and its descendants: uvicorn's worker processes (and
+    /// multiprocessing's resource tracker) outlive a killed parent.
     fn drop(&mut self) {
+        let descendants: Vec<String> = tree(self.child.id())[1..]
+            .iter()
+            .map(u32::to_string)
+            .collect();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !descendants.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(&descendants)
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
