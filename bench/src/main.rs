@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use mcp_auth_bench::load::{self, Fixed, Outcome, Script};
 use mcp_auth_bench::process::{free_addr, redis, Process};
 use mcp_auth_bench::report::{self, Row};
-use mcp_auth_bench::{mcp_auth, oidc_provider};
+use mcp_auth_bench::{mcp_auth, oidc_provider, python_peer};
 
 #[derive(Parser)]
 #[command(
@@ -56,9 +56,21 @@ struct Cli {
     /// Skip the trivial-component and hyper baselines.
     #[arg(long)]
     no_ceiling: bool,
-    /// Skip oidc-provider.
-    #[arg(long)]
-    no_oidc_provider: bool,
+    /// The peers measured beside us (comma separated): oidc-provider, python-sdk (the MCP
+    /// Python SDK's authorization server), or none.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "oidc-provider,python-sdk"
+    )]
+    peers: Vec<Peer>,
+    /// uvicorn worker processes of the Python SDK peer; several, comma separated (`1,2`),
+    /// measure it once for each in the same run. With more than one, only discovery and
+    /// registration run: the example's provider keeps tokens in one process's memory.
+    #[arg(long, value_delimiter = ',', default_value = "1",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    python_workers: Vec<u16>,
     /// The access tokens' signing algorithm (mcp-auth's `jwt_algorithm`): ES256, EdDSA or
     /// RS256. Several, comma separated (`ES256,RS256`), run our systems once for each in the
     /// same run, their rows named by the algorithm.
@@ -73,6 +85,13 @@ enum Sub {
         #[arg(long)]
         listen: SocketAddr,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Peer {
+    OidcProvider,
+    PythonSdk,
+    None,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -296,7 +315,7 @@ async fn run_round(
         ours.push(system.to_owned());
     }
 
-    if !cli.no_oidc_provider {
+    if cli.peers.contains(&Peer::OidcProvider) {
         let peer = oidc_provider::start(&root.join("bench/oidc-provider"), tmp.path()).await?;
         for scenario in scenarios {
             // Set up right before each scenario: the default adapter of oidc-provider is an
@@ -329,7 +348,68 @@ async fn run_round(
         }
     }
 
+    if cli.peers.contains(&Peer::PythonSdk) {
+        for &workers in &cli.python_workers {
+            let workers = usize::from(workers);
+            rows.extend(python_sdk_rows(root, tmp.path(), bench, scenarios, workers).await?);
+        }
+    }
+
     Ok(Round { rows, ours, notes })
+}
+
+/// The Python SDK peer's rows, with `workers` uvicorn processes. Each scenario gets a fresh
+/// server: its provider keeps every client and token forever, and what one scenario left (a
+/// registration run's clients) would weigh on the next one's memory and garbage collector.
+async fn python_sdk_rows(
+    root: &Path,
+    tmp: &Path,
+    bench: &Bench,
+    scenarios: &[&str],
+    workers: usize,
+) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    for scenario in scenarios {
+        // Its state lives in the memory of the worker that served the set-up, and a scenario's
+        // connections may reach another: with several workers only the stateless ones run.
+        let stateless = matches!(*scenario, "discovery" | "registration");
+        if *scenario == "verify" || (workers > 1 && !stateless) {
+            continue;
+        }
+        let peer = python_peer::start(
+            &root.join("bench/python-sdk-peer"),
+            &root.join("target/bench-python-peer"),
+            workers,
+            tmp,
+        )
+        .await?;
+        let row = match *scenario {
+            "discovery" => {
+                bench
+                    .measure(&peer, scenario, |_| python_peer::discovery())
+                    .await
+            }
+            "registration" => {
+                bench
+                    .measure(&peer, scenario, |_| python_peer::registration())
+                    .await
+            }
+            "refresh" => {
+                let state = python_peer::set_up(peer.addr, bench.connections).await?;
+                bench
+                    .measure(&peer, scenario, |i| python_peer::Refresh::new(&state, i))
+                    .await
+            }
+            _ => {
+                let state = python_peer::set_up(peer.addr, bench.connections).await?;
+                bench
+                    .measure(&peer, scenario, |_| python_peer::introspection(&state))
+                    .await
+            }
+        }?;
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// The measuring part of a run.

@@ -71,23 +71,65 @@ impl Process {
         ))
     }
 
-    /// The process's peak resident set since it started or since [`Process::reset_peak`]
-    /// (`VmHWM`), in bytes.
+    /// The peak resident set (`VmHWM`) since it started or since [`Process::reset_peak`], in
+    /// bytes, added up over the process and its descendants (uvicorn's worker processes).
     pub fn peak_rss(&self) -> Option<u64> {
-        status_kib(self.child.id(), "VmHWM:").map(|kib| kib * 1024)
+        let mut total = None;
+        for pid in tree(self.child.id()) {
+            if let Some(kib) = status_kib(pid, "VmHWM:") {
+                *total.get_or_insert(0) += kib * 1024;
+            }
+        }
+        total
     }
 
-    /// Starts a new peak-RSS window (Linux `clear_refs` 5); `false` when the kernel refused.
+    /// Starts a new peak-RSS window (Linux `clear_refs` 5) for the process and its
+    /// descendants; `false` when the kernel refused.
     pub fn reset_peak(&self) -> bool {
-        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").is_ok()
+        tree(self.child.id())
+            .into_iter()
+            .all(|pid| std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok())
     }
 }
 
 impl Drop for Process {
+    /// Kills the process and its descendants: uvicorn's worker processes (and
+    /// multiprocessing's resource tracker) outlive a killed parent.
     fn drop(&mut self) {
+        let descendants: Vec<String> = tree(self.child.id())[1..]
+            .iter()
+            .map(u32::to_string)
+            .collect();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !descendants.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(&descendants)
+                .stderr(Stdio::null())
+                .status();
+        }
     }
+}
+
+/// `pid` and its descendants, from each thread's `children` list.
+fn tree(pid: u32) -> Vec<u32> {
+    let mut all = vec![pid];
+    let mut next = 0;
+    while next < all.len() {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", all[next]));
+        for task in tasks.into_iter().flatten().flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            all.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+        next += 1;
+    }
+    all
 }
 
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
