@@ -26,8 +26,8 @@ use crate::sealing::{self, Sealed};
 use crate::secret::hash;
 use crate::upstream::{self, UpstreamFailure};
 
-/// Refresh an upstream access token this long before it expires, seconds: the resource
-/// server must have time to use it.
+/// Refresh an upstream access token this long before it expires, seconds, or a quarter of its
+/// lifetime when that is shorter: the resource server must have time to use it.
 pub const REFRESH_MARGIN: u64 = 60;
 /// How often an exchange that lost the refresh claim looks for the winner's tokens.
 const RE_READS: usize = 3;
@@ -47,13 +47,17 @@ pub struct UpstreamTokens {
     pub expires_at: Option<u64>,
     /// Which upstream: the token endpoint that issued them, where they are refreshed.
     pub token_endpoint: String,
+    /// When the provider issued them, seconds since the epoch.
+    pub issued_at: u64,
 }
 
 impl UpstreamTokens {
-    /// Usable for at least [`REFRESH_MARGIN`] more seconds.
+    /// Usable for longer than the refresh margin ([`REFRESH_MARGIN`]).
     pub fn is_fresh(&self, now: u64) -> bool {
-        self.expires_at
-            .is_none_or(|exp| now.saturating_add(REFRESH_MARGIN) < exp)
+        self.expires_at.is_none_or(|exp| {
+            let margin = REFRESH_MARGIN.min(exp.saturating_sub(self.issued_at) / 4);
+            now.saturating_add(margin) < exp
+        })
     }
 }
 

@@ -342,6 +342,7 @@ impl TokenResponse {
             refresh_token: self.refresh_token.clone().filter(|t| !t.is_empty()),
             expires_at: self.expires_in.map(|s| env.now().saturating_add(s)),
             token_endpoint,
+            issued_at: env.now(),
         }
     }
 }
