@@ -229,3 +229,29 @@ fn read(env: &Env, key: &str) -> Result<Option<(u64, UpstreamTokens)>, OAuthErro
         .and_then(|plain| serde_json::from_slice::<UpstreamTokens>(&plain).ok());
     Ok(tokens.map(|t| (stored.generation, t)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lasting(issued_at: u64, expires_at: Option<u64>) -> UpstreamTokens {
+        UpstreamTokens {
+            access_token: "a".into(),
+            refresh_token: None,
+            expires_at,
+            token_endpoint: "http://tm.example/api/oauth/token".into(),
+            issued_at,
+        }
+    }
+
+    #[test]
+    fn refreshed_a_minute_early_or_a_quarter_of_a_short_lifetime() {
+        let hour = lasting(0, Some(3600));
+        assert!(hour.is_fresh(3539));
+        assert!(!hour.is_fresh(3540));
+        let short = lasting(0, Some(8));
+        assert!(short.is_fresh(5));
+        assert!(!short.is_fresh(6));
+        assert!(lasting(0, None).is_fresh(u64::MAX));
+    }
+}

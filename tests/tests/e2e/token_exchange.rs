@@ -61,9 +61,8 @@ fn an_mcp_server_calls_taskmanager_as_the_user_before_and_after_its_token_expire
     );
     let exchanged = audit(&host, "token_exchanged");
     assert_eq!(exchanged.len(), 2, "{}", host.log_text());
-    assert!(exchanged
-        .iter()
-        .all(|e| e["sub"] == taskmanager::USER_ID.to_string()));
+    let user = taskmanager::USER_ID.to_string();
+    assert!(exchanged.iter().all(|e| e["sub"].as_str() == Some(&*user)));
 
     // A token for another resource: the resource server may not exchange it.
     let browser = Browser::new();
