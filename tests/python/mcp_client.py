@@ -1,5 +1,6 @@
 """An MCP client for the end-to-end tests: the official Python SDK's OAuthClientProvider, unmodified,
-calling the `whoami` tool of a protected MCP server twice, with a refresh in between.
+calling a tool of a protected MCP server (`whoami` unless `--tool` names another) twice, with a
+refresh in between.
 
 The SDK does discovery (RFC 9728 from the server's 401, then RFC 8414), registration, PKCE, the
 authorization request with `resource` (RFC 8707), the token request and the refresh. The user's
@@ -60,14 +61,14 @@ async def wait_for_callback() -> AuthorizationCodeResult:
     return AuthorizationCodeResult(code=params["code"], state=params.get("state"), iss=params.get("iss"))
 
 
-async def whoami(server: str, auth: OAuthClientProvider) -> str:
+async def call(server: str, auth: OAuthClientProvider, tool: str) -> str:
     async with httpx2.AsyncClient(auth=auth, timeout=30) as http:
         async with streamable_http_client(server, http_client=http) as (read, write):
             async with ClientSession(read, write) as session:
                 await session.initialize()
-                result = await session.call_tool("whoami", {})
+                result = await session.call_tool(tool, {})
     if result.is_error:
-        raise RuntimeError(f"whoami failed: {result}")
+        raise RuntimeError(f"{tool} failed: {result}")
     return result.content[0].text
 
 
@@ -95,14 +96,14 @@ async def run(args: argparse.Namespace) -> dict:
         redirect_handler=open_in_browser,
         callback_handler=wait_for_callback,
     )
-    first = await whoami(args.server, auth)
+    first = await call(args.server, auth, args.tool)
     # Wait out the access token (the host's access_token_lifetime is short): the SDK refreshes
     # before its next request (OAuth 2.1 §4.3).
     expiry = auth.context.token_expiry_time
     if expiry is None:
         raise RuntimeError("the token response had no expires_in")
     await anyio.sleep(max(0.0, expiry - time.time()) + 1)
-    second = await whoami(args.server, auth)
+    second = await call(args.server, auth, args.tool)
     return {
         "client_id": storage.client_info.client_id,
         "whoami": [first, second],
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--server", required=True, help="the MCP server's URL")
     parser.add_argument("--redirect-uri", required=True)
     parser.add_argument("--client-id-url", help="a Client ID Metadata Document URL to use as client_id")
+    parser.add_argument("--tool", default="whoami", help="the tool to call")
     args = parser.parse_args()
     result = anyio.run(run, args)
     print(f"result {json.dumps(result)}", flush=True)

@@ -4,7 +4,10 @@ It trusts mcp-auth the way a real resource server would: it publishes RFC 9728 m
 mcp-auth as its authorization server, answers 401 with `WWW-Authenticate: Bearer
 resource_metadata="..."` (both from the SDK), and accepts a bearer token only when it is for its
 own resource URL (RFC 8707 audience), checked either locally against mcp-auth's JWKS (an RFC 9068
-JWT) or by RFC 7662 introspection. Its one tool, `whoami`, names the token's subject and client.
+JWT) or by RFC 7662 introspection. Its tool `whoami` names the token's subject and client. With
+`--taskmanager URL` it also has `tasks`, which acts for the user at TaskManager: it exchanges the
+caller's token at mcp-auth's /token for the user's TaskManager token (RFC 8693, authenticated with
+its introspection credentials) and calls TaskManager's `GET /api/tasks` with it.
 
 It is configured the way a user configures one, from the one string the operator typed for
 mcp-auth's `MCP_AUTH_SERVER_URL` (e.g. `http://127.0.0.1:3000`, no trailing slash): `AuthSettings`
@@ -107,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--verify", choices=["jwks", "introspection"], required=True)
     parser.add_argument("--introspection-client", default="rs:rs-secret", help="id:secret")
+    parser.add_argument("--taskmanager", help="TaskManager's base URL: adds the `tasks` tool")
     args = parser.parse_args()
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -144,6 +148,34 @@ def main() -> None:
         """Who the bearer token speaks for."""
         token = get_access_token()
         return f"{token.subject} via {token.client_id}"
+
+    if args.taskmanager:
+        credentials = tuple(args.introspection_client.split(":", 1))
+
+        @server.tool()
+        async def tasks() -> str:
+            """The caller's tasks at TaskManager, fetched as the caller."""
+            async with httpx2.AsyncClient(timeout=30) as client:
+                exchanged = await client.post(
+                    f"{mcp_auth_server_url}/token",
+                    auth=credentials,
+                    data={
+                        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                        "subject_token": get_access_token().token,
+                        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                        "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                        "audience": "taskmanager",
+                    },
+                )
+                if exchanged.status_code != 200:
+                    raise RuntimeError(f"token exchange refused: {exchanged.text}")
+                upstream = exchanged.json()["access_token"]
+                response = await client.get(
+                    f"{args.taskmanager}/api/tasks",
+                    headers={"authorization": f"Bearer {upstream}"},
+                )
+            response.raise_for_status()
+            return response.text
 
     app = server.streamable_http_app()
     config = uvicorn.Config(app, log_level="warning", lifespan="on")

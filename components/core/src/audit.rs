@@ -20,6 +20,11 @@ pub enum AuditKind {
     TokenRevoked,
     DeviceApproved,
     DeviceDenied,
+    /// A resource server got the user's upstream token (RFC 8693); `client_id` is the
+    /// resource server's credential, `reason` the upstream.
+    TokenExchanged,
+    /// A resource server's authenticated token exchange was refused (the reason says why).
+    TokenExchangeRefused,
 }
 
 /// One audit event. Fields that do not apply stay out of the line.

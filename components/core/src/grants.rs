@@ -71,6 +71,12 @@ pub fn device_key(device_code: &str) -> String {
     format!("device/{}", hash(device_code))
 }
 
+/// The token family of the device grant under `device_key`: like the key, named after the
+/// device code (see `token/device_code.rs`).
+pub fn device_family(device_key: &str) -> &str {
+    device_key.strip_prefix("device/").unwrap_or(device_key)
+}
+
 /// The key of the user-code index record, which holds the device key.
 pub fn user_code_key(user_code: &str) -> String {
     format!("usercode/{}", normalize_user_code(user_code))

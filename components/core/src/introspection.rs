@@ -126,19 +126,10 @@ impl Caller<'_> {
     /// `answer` is an active token's description, with its `aud` and `client_id`.
     fn may_see(&self, settings: &Settings, answer: &Introspection) -> bool {
         match self {
-            Caller::ResourceServer(credential) => {
-                let audiences = match credential.audiences.as_slice() {
-                    [] => &settings.resources,
-                    some => some,
-                };
-                // No audience and no configured resource: local development, where tokens
-                // may be for any loopback resource.
-                audiences.is_empty()
-                    || answer
-                        .aud
-                        .as_ref()
-                        .is_some_and(|aud| audiences.contains(aud))
-            }
+            Caller::ResourceServer(credential) => answer
+                .aud
+                .as_ref()
+                .is_some_and(|aud| serves(settings, credential, aud)),
             Caller::Client(id) => answer.client_id.as_ref() == Some(id),
         }
     }
@@ -151,20 +142,8 @@ fn authenticate_caller<'s>(
     req: &Request,
     params: &Params,
 ) -> Result<Caller<'s>, OAuthError> {
-    if let Some((id, secret)) = presented_credentials(req, params) {
-        // Every entry is compared, so timing reveals neither which id matched nor where.
-        let matched =
-            env.settings
-                .introspection_credentials
-                .iter()
-                .fold(None, |found, credential| {
-                    let same = constant_time_eq(&credential.id, &id)
-                        & constant_time_eq(credential.secret.expose(), &secret);
-                    found.or(same.then_some(credential))
-                });
-        if let Some(credential) = matched {
-            return Ok(Caller::ResourceServer(credential));
-        }
+    if let Some(credential) = resource_server(env, req, params) {
+        return Ok(Caller::ResourceServer(credential));
     }
     if !env.settings.introspection_allow_clients {
         return Err(OAuthError::invalid_client(
@@ -178,6 +157,37 @@ fn authenticate_caller<'s>(
         ));
     }
     Ok(Caller::Client(caller.client_id))
+}
+
+/// The `introspection_credentials` entry whose id and secret the request presents (Basic or
+/// form, RFC 6749 §2.3.1), if any.
+pub(crate) fn resource_server<'s>(
+    env: &'s Env,
+    req: &Request,
+    params: &Params,
+) -> Option<&'s IntrospectionCredential> {
+    let (id, secret) = presented_credentials(req, params)?;
+    // Every entry is compared, so timing reveals neither which id matched nor where.
+    env.settings
+        .introspection_credentials
+        .iter()
+        .fold(None, |found, credential| {
+            let same = constant_time_eq(&credential.id, &id)
+                & constant_time_eq(credential.secret.expose(), &secret);
+            found.or(same.then_some(credential))
+        })
+}
+
+/// Does the resource server of `credential` serve audience `aud`? Its own audiences, else
+/// every configured resource.
+pub(crate) fn serves(settings: &Settings, credential: &IntrospectionCredential, aud: &str) -> bool {
+    let audiences = match credential.audiences.as_slice() {
+        [] => &settings.resources,
+        some => some,
+    };
+    // No audience and no configured resource: local development, where tokens may be for
+    // any loopback resource.
+    audiences.is_empty() || audiences.iter().any(|a| a == aud)
 }
 
 fn presented_credentials(req: &Request, params: &Params) -> Option<(String, String)> {

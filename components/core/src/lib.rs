@@ -36,12 +36,14 @@ pub mod registration;
 pub mod resource;
 pub mod revocation;
 pub mod scope;
+pub mod sealing;
 pub mod secret;
 pub mod settings;
 pub mod testing;
 pub mod token;
 pub mod tokens;
 pub mod upstream;
+pub mod upstream_tokens;
 pub mod verify;
 
 pub use env::{Clock, Config, Env, Rng, Store, StoreError, Upstream, UpstreamError};

@@ -18,11 +18,13 @@ use crate::settings::Settings;
 /// How long clients and proxies may cache the documents, seconds.
 const MAX_AGE: &str = "public, max-age=300";
 
-pub const GRANT_TYPES: [&str; 4] = [
+pub const GRANT_TYPES: [&str; 5] = [
     "authorization_code",
     "refresh_token",
     "urn:ietf:params:oauth:grant-type:device_code",
     "client_credentials",
+    // RFC 8693, for resource servers (with their introspection credentials) only.
+    "urn:ietf:params:oauth:grant-type:token-exchange",
 ];
 
 /// Every client authentication method we accept (MCP pitfall 1: accept them all).

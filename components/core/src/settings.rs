@@ -150,6 +150,10 @@ pub struct Settings {
     /// `trusted_proxies`: CIDRs (comma separated) of proxies whose `X-Forwarded-For` and
     /// `Forwarded` headers name the client (see [`crate::client_address`]); empty: none.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `upstream_token_key`: the 32-byte AES-256-GCM key (base64url) that seals the users'
+    /// upstream tokens at rest (see [`crate::sealing`]); `None`: one generated and kept in
+    /// the store.
+    pub upstream_token_key: Option<Secret>,
 }
 
 /// One `machine_clients` entry, `id:secret scope scope …`: a client that gets tokens for
@@ -391,6 +395,9 @@ impl Settings {
             machine_clients,
             introspection_allow_clients: flag("introspection_allow_clients", false)?,
             trusted_proxies: trusted_proxies(&text("trusted_proxies", ""))?,
+            upstream_token_key: get("upstream_token_key")
+                .map(|key| upstream_token_key(&key))
+                .transpose()?,
         })
     }
 
@@ -565,6 +572,18 @@ fn introspection_credentials(
         });
     }
     Ok(credentials)
+}
+
+/// `upstream_token_key`: 32 bytes, base64url (padding allowed), e.g. `openssl rand 32 |
+/// basenc --base64url`. Checked here, decoded where it is used ([`crate::sealing`]); the
+/// value is never echoed.
+fn upstream_token_key(value: &str) -> Result<Secret, ConfigError> {
+    crate::sealing::decode_key(value)
+        .map(|_| Secret::new(value.trim()))
+        .ok_or_else(|| ConfigError {
+            variable: "upstream_token_key",
+            message: "is not 32 bytes in base64url".into(),
+        })
 }
 
 /// `trusted_proxies`: CIDRs or single addresses, separated by commas or whitespace.

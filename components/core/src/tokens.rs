@@ -262,6 +262,7 @@ pub fn retire_client(env: &Env, client_id: &str) -> Result<(), StoreError> {
     let s = &env.settings;
     let longest = s.access_token_lifetime.max(s.refresh_token_lifetime);
     let until = env.now() + longest + IN_FLIGHT;
+    crate::upstream_tokens::forget_client(env, client_id)?;
     records::put(env, &tombstone_key(client_id), &(), Some(until))
 }
 
@@ -350,7 +351,7 @@ pub fn revoke_family(env: &Env, family: &str) -> Result<(), StoreError> {
             records::delete(env, &member)?;
         }
     }
-    Ok(())
+    crate::upstream_tokens::forget(env, family)
 }
 
 fn is_revoked(env: &Env, family: &str) -> Result<bool, StoreError> {

@@ -2,8 +2,8 @@
 //!
 //! Every component (`discovery`, `registration`, `authorize`, `token`, `introspect`) is a
 //! few lines that export `wasi:http/incoming-handler` through [`export!`] and call [`serve`]
-//! with its [`Group`] and its outbound capability ([`outbound::Http`] for `authorize`,
-//! [`outbound::Denied`] for the rest). The bindings for `wit/world.wit` are generated once, here, so the
+//! with its [`Group`] and its outbound capability ([`outbound::Http`] for `authorize` and
+//! `token`, [`outbound::Denied`] for the rest). The bindings for `wit/world.wit` are generated once, here, so the
 //! components share one copy of the capability code:
 //!
 //! | core trait | WIT import |

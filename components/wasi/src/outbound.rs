@@ -21,7 +21,8 @@ const CONNECT_TIMEOUT_NS: u64 = 5_000_000_000;
 const FIRST_BYTE_TIMEOUT_NS: u64 = 10_000_000_000;
 const BETWEEN_BYTES_TIMEOUT_NS: u64 = 10_000_000_000;
 
-/// Outbound HTTP through the host. Only the `authorize` component uses it.
+/// Outbound HTTP through the host: for `authorize` (the provider, OIDC discovery, metadata
+/// documents) and `token` (the provider's token endpoint, to refresh upstream tokens).
 pub struct Http;
 
 /// No outbound HTTP at all: for the components that spin.toml does not let out. Passing this

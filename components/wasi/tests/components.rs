@@ -69,15 +69,15 @@ fn components_import_only_wasi_interfaces_and_stay_small() {
                 "{name} does not import {needed}: {imports:?}"
             );
         }
-        // ...and only `authorize`, the one component spin.toml lets out, may call out.
-        if name != "authorize" {
-            assert!(
-                !imports
-                    .iter()
-                    .any(|i| i.starts_with("wasi:http/outgoing-handler@")),
-                "{name} can make outbound requests, but only authorize may: {imports:?}"
-            );
-        }
+        // ...and only `authorize` and `token` (for the provider's token endpoint), the
+        // components spin.toml lets out, may call out.
+        assert_eq!(
+            imports
+                .iter()
+                .any(|i| i.starts_with("wasi:http/outgoing-handler@")),
+            name == "authorize" || name == "token",
+            "{name}: only authorize and token may make outbound requests: {imports:?}"
+        );
     }
 }
 

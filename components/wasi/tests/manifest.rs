@@ -1,7 +1,8 @@
 //! `spin.toml` agrees with the code: every variable the core reads is declared and mapped
-//! into every component (the upstream client secrets into `authorize` only, the machine clients'
-//! into `token` and `introspect` only), with the core's own defaults; secrets are marked; each
-//! route reaches an endpoint of the component it names; only `authorize` may call out.
+//! into every component (the upstream client secrets and `upstream_token_key` into `authorize`
+//! and `token` only, the machine clients' into `token` and `introspect` only), with the core's
+//! own defaults; secrets are marked; each route reaches an endpoint of the component it names;
+//! only `authorize` may call out, and `token` to the provider's token endpoint.
 //!
 //! Native and quick: needs no built component.
 
@@ -83,11 +84,12 @@ fn every_variable_is_declared_and_mapped_where_it_is_needed() {
     for (name, _) in COMPONENTS {
         let vars = table(table(components, name), "variables");
         for var in &declared {
-            // Least privilege: the upstream client secrets reach only the component that
-            // redeems the provider's codes; the machine clients' secrets only the components
-            // where clients authenticate.
-            let needed = if var.ends_with("_client_secret") {
-                name == "authorize"
+            // Least privilege: the upstream client secrets and the key that seals the users'
+            // upstream tokens reach only the components that redeem the provider's codes
+            // and refresh its tokens; the machine clients' secrets only the components where
+            // clients authenticate.
+            let needed = if var.ends_with("_client_secret") || var == "upstream_token_key" {
+                name == "authorize" || name == "token"
             } else if var == "machine_clients" {
                 name == "token" || name == "introspect"
             } else {
@@ -128,6 +130,7 @@ fn manifest_defaults_are_the_core_defaults_and_secrets_are_secret() {
                 "local_users",
                 "introspection_credentials",
                 "machine_clients",
+                "upstream_token_key",
             ]
             .contains(&&**name);
         assert_eq!(secret, should_be, "`{name}`: secret = {secret}");
@@ -192,10 +195,38 @@ fn components_are_built_and_confined_as_the_issue_says() {
         assert_eq!(stores, &vec![toml::Value::from("default")], "{name}");
         assert_eq!(
             component.contains_key("allowed_outbound_hosts"),
-            name == "authorize",
-            "{name}: only authorize may reach other servers"
+            name == "authorize" || name == "token",
+            "{name}: only authorize (and token, for the provider's token endpoint) may reach \
+             other servers"
         );
     }
+}
+
+/// Token exchange (RFC 8693) refreshes the users' upstream tokens from `token`: it reaches the
+/// hosts of the providers' token endpoints, and no userinfo, API or CIMD host.
+#[test]
+fn token_reaches_only_the_providers_token_endpoints() {
+    let manifest = manifest();
+    let hosts = |name: &str| -> Vec<String> {
+        table(table(&manifest, "component"), name)["allowed_outbound_hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        hosts("token"),
+        [
+            "{{ taskmanager_oauth_host }}",
+            "{{ github_url }}",
+            "{{ oidc_outbound_host }}",
+            "{{ oidc_token_outbound_host }}",
+        ]
+    );
+    assert!(hosts("token")
+        .iter()
+        .all(|h| hosts("authorize").contains(h)));
 }
 
 #[test]

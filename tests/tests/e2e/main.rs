@@ -23,4 +23,5 @@ mod sdk;
 mod sdk_servers;
 mod stores;
 mod taskmanager;
+mod token_exchange;
 mod trust_roots;

@@ -1,7 +1,7 @@
 //! `GET /oauth/callback`: the upstream provider sends the user back with `code` and our
 //! `state` (RFC 6749 §4.1.2), or with an `error` (§4.1.2.1).
 
-use super::consent::signed_in;
+use super::consent::{not_kept, signed_in};
 use super::pending::{Flow, Pending, Stage};
 use super::{bad_request, either, method_not_allowed, unavailable};
 use crate::env::Env;
@@ -10,6 +10,7 @@ use crate::http::{Method, Request, Response};
 use crate::pages;
 use crate::settings::Provider;
 use crate::upstream;
+use crate::upstream_tokens;
 
 pub fn callback(env: &Env, req: &Request) -> Response {
     if req.method != Method::Get {
@@ -45,7 +46,13 @@ fn complete(env: &Env, req: &Request) -> Result<Response, Response> {
         &record.upstream_verifier,
         record.nonce.as_deref(),
     ) {
-        Ok(identity) => Ok(signed_in(env, pending, identity)),
+        Ok(signed) => {
+            // Kept for the resource servers that act for the user upstream (RFC 8693).
+            if let Err(err) = upstream_tokens::hold(env, &pending.id, &signed.tokens) {
+                return Err(pending.discard(env, not_kept(err)));
+            }
+            Ok(signed_in(env, pending, signed.identity))
+        }
         Err(failure) => {
             let answer = super::pending::failed_upstream(env, &pending.record.flow, &failure);
             Err(pending.discard(env, answer))

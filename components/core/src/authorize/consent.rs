@@ -10,7 +10,9 @@ use crate::grants::{self, AuthorizationCode, DeviceGrant, DeviceStatus};
 use crate::http::{Method, Request, Response};
 use crate::pages::{self, escape};
 use crate::records;
+use crate::secret::{hash, Secret};
 use crate::upstream::{self, Identity};
+use crate::upstream_tokens;
 
 /// Continue a sign-in now that the user is known as `sub` (after the upstream callback or
 /// the local login, which have claimed the sign-in): refuse users not on the allow-list,
@@ -139,13 +141,18 @@ fn finish(
                     auth_time,
                     username: user.username.clone(),
                 };
+                let family = |code: &Secret| hash(code.expose());
                 match grants::issue_code(env, &grant) {
-                    Ok(code) => redirect::to_client(
-                        env,
-                        &request.redirect_uri,
-                        state,
-                        &[("code", code.expose())],
-                    ),
+                    Ok(code) => match keep_upstream(env, pending, &family(&code), &grant.client_id)
+                    {
+                        Ok(()) => redirect::to_client(
+                            env,
+                            &request.redirect_uri,
+                            state,
+                            &[("code", code.expose())],
+                        ),
+                        Err(page) => page,
+                    },
                     Err(err) => unavailable(err),
                 }
             }
@@ -153,9 +160,42 @@ fn finish(
         Flow::Device {
             device_key,
             client_id,
-        } => decide_device(env, device_key, client_id, user, auth_time, decision),
+        } => {
+            let family = grants::device_family(device_key);
+            match decision {
+                Decision::Approve => keep_upstream(env, pending, family, client_id),
+                Decision::Deny => Ok(()),
+            }
+            .map_or_else(
+                |page| page,
+                |()| decide_device(env, device_key, client_id, user, auth_time, decision),
+            )
+        }
     };
     pending.discard(env, response)
+}
+
+/// The grant `family` now exists for `client_id`: the user's upstream tokens of this
+/// sign-in go with it ([`upstream_tokens`]).
+fn keep_upstream(
+    env: &Env,
+    pending: &Pending,
+    family: &str,
+    client_id: &str,
+) -> Result<(), Response> {
+    upstream_tokens::attach(env, &pending.id, family, client_id).map_err(not_kept)
+}
+
+/// The user's upstream tokens could not be kept (the store, or the key that seals them, is
+/// unavailable): the sign-in ends on a page, to be tried again.
+pub(super) fn not_kept(err: OAuthError) -> Response {
+    let mut page = pages::error_page(
+        err.status,
+        "Temporarily unavailable",
+        "The server cannot complete your sign-in right now. Please try again in a moment.",
+    );
+    page.headers.extend(err.headers);
+    page
 }
 
 /// RFC 8628 §3.3: record the decision on the device grant; the device learns it by polling.

@@ -5,6 +5,9 @@ mod authorization_code;
 mod client_credentials;
 mod device_code;
 mod refresh_token;
+mod token_exchange;
+
+pub use token_exchange::TOKEN_EXCHANGE_GRANT;
 
 use serde::Serialize;
 
@@ -51,6 +54,7 @@ fn serve(env: &Env, req: &Request, params: &Params) -> Result<Response, OAuthErr
         "refresh_token" => refresh_token::exchange,
         DEVICE_CODE_GRANT => device_code::exchange,
         "client_credentials" => client_credentials::exchange,
+        TOKEN_EXCHANGE_GRANT => return token_exchange::serve(env, req, params),
         other => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
@@ -77,11 +81,12 @@ fn serve(env: &Env, req: &Request, params: &Params) -> Result<Response, OAuthErr
 /// any grant is looked at. Keyed by client *and* address: every install of a public client
 /// (a Client ID Metadata Document URL) shares one `client_id`, and anyone may send it.
 pub(crate) fn limit_client(env: &Env, req: &Request, client: &Client) -> Result<(), OAuthError> {
-    let subject = format!(
-        "{}\n{}",
-        client.client_id,
-        req.client_addr.as_deref().unwrap_or_default()
-    );
+    limit(env, req, &client.client_id)
+}
+
+/// The same limit for whoever authenticated as `id` (a client, or a resource server).
+fn limit(env: &Env, req: &Request, id: &str) -> Result<(), OAuthError> {
+    let subject = format!("{id}\n{}", req.client_addr.as_deref().unwrap_or_default());
     let _ = limits::count(env, Limit::TokenPerClient, &subject)?;
     Ok(())
 }

@@ -19,6 +19,7 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::http::{with_query, OutgoingRequest, Response, UpstreamResponse};
 use crate::pages;
 use crate::settings::{ConfigError, Provider, Settings};
+use crate::upstream_tokens::UpstreamTokens;
 
 /// Our side of one sign-in, sent in the authorization request to the provider.
 #[derive(Debug, Clone, Copy)]
@@ -221,12 +222,12 @@ pub fn identify(
     code: &str,
     verifier: &str,
     nonce: Option<&str>,
-) -> Result<Identity, UpstreamFailure> {
+) -> Result<SignedIn, UpstreamFailure> {
     let client_secret = client_secret(&env.settings.provider)?;
     let exchange = |endpoint: String, client_id: &str| {
         // RFC 6749 §4.1.3, client_secret_post (§2.3.1): every provider accepts it.
         let request = OutgoingRequest::post_form(
-            endpoint,
+            endpoint.clone(),
             &[
                 ("grant_type", "authorization_code"),
                 ("code", code),
@@ -236,9 +237,10 @@ pub fn identify(
                 ("client_secret", client_secret),
             ],
         );
-        parse_token(&send_json(env, &request)?)
+        let token = parse_token(&send_json(env, &request)?)?;
+        Ok::<_, UpstreamFailure>((token.kept(env, endpoint), token))
     };
-    let identity = match &env.settings.provider {
+    let (tokens, identity) = match &env.settings.provider {
         Provider::Local => Err(UpstreamFailure::Rejected(
             "no upstream provider is configured".into(),
         )),
@@ -247,9 +249,10 @@ pub fn identify(
             client_id,
             ..
         } => {
-            let token = exchange(taskmanager::token_endpoint(base_url), client_id)?;
+            let (tokens, token) = exchange(taskmanager::token_endpoint(base_url), client_id)?;
             let request = taskmanager::identity_request(base_url, &token.access_token);
-            taskmanager::parse_identity(&send_json(env, &request)?).map(Identity::named)
+            let identity = taskmanager::parse_identity(&send_json(env, &request)?)?;
+            Ok((tokens, Identity::named(identity)))
         }
         Provider::GitHub {
             web_url,
@@ -257,26 +260,91 @@ pub fn identify(
             client_id,
             ..
         } => {
-            let token = exchange(github::token_endpoint(web_url), client_id)?;
+            let (tokens, token) = exchange(github::token_endpoint(web_url), client_id)?;
             let request = github::identity_request(api_url, &token.access_token);
-            github::parse_identity(&send_json(env, &request)?)
+            Ok((tokens, github::parse_identity(&send_json(env, &request)?)?))
         }
         Provider::Oidc { client_id, .. } => {
             let discovery = oidc::discovery(env)?;
-            let token = exchange(discovery.token_endpoint.clone(), client_id)?;
-            oidc::identify(env, &discovery, client_id, &token, nonce).map(Identity::named)
+            let (tokens, token) = exchange(discovery.token_endpoint.clone(), client_id)?;
+            let sub = oidc::identify(env, &discovery, client_id, &token, nonce)?;
+            Ok((tokens, Identity::named(sub)))
         }
     }?;
-    usable(identity)
+    Ok(SignedIn {
+        identity: usable(identity)?,
+        tokens,
+    })
+}
+
+/// A sign-in at the provider: who, and the tokens it gave us to act for them.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub identity: Identity,
+    pub tokens: UpstreamTokens,
+}
+
+/// Refresh the user's upstream tokens at the provider's token endpoint (RFC 6749 §6), where
+/// they were issued: the new access token, and the refresh token to keep (the provider's
+/// new one if it rotates them, else the one used).
+pub fn refresh(env: &Env, tokens: &UpstreamTokens) -> Result<UpstreamTokens, UpstreamFailure> {
+    let Some(refresh_token) = tokens.refresh_token.as_deref() else {
+        return Err(UpstreamFailure::Rejected(
+            "the provider gave no refresh token".into(),
+        ));
+    };
+    let client_id = match &env.settings.provider {
+        Provider::Local => {
+            return Err(UpstreamFailure::Rejected(
+                "no upstream provider is configured".into(),
+            ))
+        }
+        Provider::TaskManager { client_id, .. }
+        | Provider::GitHub { client_id, .. }
+        | Provider::Oidc { client_id, .. } => client_id,
+    };
+    let request = OutgoingRequest::post_form(
+        tokens.token_endpoint.clone(),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", client_id),
+            ("client_secret", client_secret(&env.settings.provider)?),
+        ],
+    );
+    let token = parse_token(&send_json(env, &request)?)?;
+    let mut refreshed = token.kept(env, tokens.token_endpoint.clone());
+    if refreshed.refresh_token.is_none() {
+        refreshed.refresh_token = tokens.refresh_token.clone();
+    }
+    Ok(refreshed)
 }
 
 /// The part of an RFC 6749 §5.1 token response we use.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// Seconds; absent for tokens that do not expire (GitHub OAuth apps).
+    #[serde(default)]
+    pub expires_in: Option<u64>,
     /// OpenID Connect Core §3.1.3.3.
     #[serde(default)]
     pub id_token: Option<String>,
+}
+
+impl TokenResponse {
+    /// What we keep of it, issued by `token_endpoint` just now.
+    fn kept(&self, env: &Env, token_endpoint: String) -> UpstreamTokens {
+        UpstreamTokens {
+            access_token: self.access_token.clone(),
+            refresh_token: self.refresh_token.clone().filter(|t| !t.is_empty()),
+            expires_at: self.expires_in.map(|s| env.now().saturating_add(s)),
+            token_endpoint,
+            issued_at: env.now(),
+        }
+    }
 }
 
 /// Parse a successful token response.

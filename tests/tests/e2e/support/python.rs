@@ -107,11 +107,18 @@ pub struct McpServer {
 impl McpServer {
     /// Starts the server, bound but not serving until [`McpServer::trust`] names mcp-auth.
     pub fn start(dir: &Path, verify: Verify) -> McpServer {
+        McpServer::start_with(dir, verify, &[])
+    }
+
+    /// [`McpServer::start`] with more arguments (`--taskmanager URL` adds the `tasks` tool).
+    pub fn start_with(dir: &Path, verify: Verify, args: &[&str]) -> McpServer {
         let mode = match verify {
             Verify::Jwks => "jwks",
             Verify::Introspection => "introspection",
         };
-        let mut script = Script::start(dir, "mcp_server.py", &["--verify", mode]);
+        let mut all = vec!["--verify", mode];
+        all.extend_from_slice(args);
+        let mut script = Script::start(dir, "mcp_server.py", &all);
         let port = script.expect("port");
         McpServer {
             script,

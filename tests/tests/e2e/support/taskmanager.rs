@@ -4,7 +4,12 @@
 //!   checks the user's name and password and redirects to the registered `redirect_uri` with
 //!   a single-use, 10-minute code bound to the PKCE S256 challenge and the `redirect_uri`.
 //! - `POST /api/oauth/token` (form: `client_id`/`client_secret` in the body, `code`,
-//!   `redirect_uri`, `code_verifier`) → `{access_token, token_type, expires_in}`: no identity.
+//!   `redirect_uri`, `code_verifier`) → `{access_token, token_type, expires_in,
+//!   refresh_token}`: no identity. Access tokens expire after [`FakeTaskManager::
+//!   set_token_lifetime`] (an hour unless set); `grant_type=refresh_token` rotates the
+//!   refresh token (each works once) and is counted ([`FakeTaskManager::refreshes`]).
+//! - `GET /api/tasks` (Bearer, a live access token) → the user's tasks: the API a resource
+//!   server calls as the user.
 //! - `GET /api/oauth/verify` (Bearer) → `{valid, client_id, user_id, scopes, expires_in,
 //!   token_type}`, `scopes` being a JSON-encoded string as TaskManager sometimes sends it.
 //!
@@ -68,8 +73,13 @@ struct State {
     /// Our `/oauth/callback`, registered once the host's address is known.
     redirect_uri: String,
     codes: HashMap<String, Code>,
-    /// access token → user id
-    tokens: HashMap<String, u64>,
+    /// access token → (user id, expiry)
+    tokens: HashMap<String, (u64, Instant)>,
+    /// refresh token → user id; removed when used
+    refresh_tokens: HashMap<String, u64>,
+    /// Lifetime of new access tokens; `None`: an hour.
+    token_lifetime: Option<Duration>,
+    refreshes: usize,
     exchanges: Vec<Exchange>,
     counter: u64,
     token_fault: Option<TokenFault>,
@@ -126,6 +136,16 @@ impl FakeTaskManager {
             .collect()
     }
 
+    /// Access tokens issued from now on live `lifetime`.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.state.lock().expect("state").token_lifetime = Some(lifetime);
+    }
+
+    /// How many refresh token grants succeeded.
+    pub fn refreshes(&self) -> usize {
+        self.state.lock().expect("state").refreshes
+    }
+
     /// Makes the token endpoint misbehave from now on (`None`: behave again).
     pub fn set_token_fault(&self, fault: Option<TokenFault>) {
         self.state.lock().expect("state").token_fault = fault;
@@ -178,6 +198,7 @@ async fn answer(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
         (Method::POST, "/api/oauth/authorize") => approve(&mut state, &form),
         (Method::POST, "/api/oauth/token") => token(&mut state, &form),
         (Method::GET, "/api/oauth/verify") => verify(&state, bearer.as_deref()),
+        (Method::GET, "/api/tasks") => tasks(&state, bearer.as_deref()),
         _ => json_answer(StatusCode::NOT_FOUND, json!({"detail": "Not Found"})),
     }
 }
@@ -355,6 +376,9 @@ fn token(state: &mut State, form: &HashMap<String, String>) -> Answer {
         succeeded: false,
     };
     let answer = (|| {
+        if get("grant_type") == "refresh_token" {
+            return refresh(state, form);
+        }
         if get("grant_type") != "authorization_code" {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -392,20 +416,72 @@ fn token(state: &mut State, form: &HashMap<String, String>) -> Answer {
                 "PKCE verification failed",
             );
         }
-        let access_token = fresh(state, "tma");
-        state.tokens.insert(access_token.clone(), code.user_id);
         exchange.succeeded = true;
-        json_answer(
-            StatusCode::OK,
-            json!({"access_token": access_token, "token_type": "Bearer", "expires_in": 3600}),
-        )
+        issue(state, code.user_id)
     })();
     state.exchanges.push(exchange);
     answer
 }
 
+/// A token response for `user_id`: a new access token and refresh token.
+fn issue(state: &mut State, user_id: u64) -> Answer {
+    let lifetime = state.token_lifetime.unwrap_or(Duration::from_secs(3600));
+    let access_token = fresh(state, "tma");
+    let refresh_token = fresh(state, "tmr");
+    state
+        .tokens
+        .insert(access_token.clone(), (user_id, Instant::now() + lifetime));
+    state.refresh_tokens.insert(refresh_token.clone(), user_id);
+    json_answer(
+        StatusCode::OK,
+        json!({"access_token": access_token, "token_type": "Bearer",
+               "expires_in": lifetime.as_secs(), "refresh_token": refresh_token}),
+    )
+}
+
+/// `grant_type=refresh_token` (RFC 6749 §6): our client only, each refresh token once.
+fn refresh(state: &mut State, form: &HashMap<String, String>) -> Answer {
+    let get = |name: &str| form.get(name).cloned().unwrap_or_default();
+    if get("client_id") != CLIENT_ID || get("client_secret") != CLIENT_SECRET {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "OAUTH_002",
+            "Invalid client credentials",
+        );
+    }
+    let Some(user_id) = state.refresh_tokens.remove(&get("refresh_token")) else {
+        return json_answer(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid_grant", "error_description": "unknown refresh token"}),
+        );
+    };
+    state.refreshes += 1;
+    issue(state, user_id)
+}
+
+/// The user of a live access token.
+fn user_of(state: &State, bearer: Option<&str>) -> Option<u64> {
+    let (user_id, expires) = state.tokens.get(bearer?)?;
+    (*expires > Instant::now()).then_some(*user_id)
+}
+
+/// `GET /api/tasks`: the API as the user.
+fn tasks(state: &State, bearer: Option<&str>) -> Answer {
+    match user_of(state, bearer) {
+        Some(user_id) => json_answer(
+            StatusCode::OK,
+            json!({"user_id": user_id, "tasks": [{"id": 1, "title": "Feed the cat"}]}),
+        ),
+        None => error(
+            StatusCode::UNAUTHORIZED,
+            "OAUTH_006",
+            "Invalid or expired token",
+        ),
+    }
+}
+
 fn verify(state: &State, bearer: Option<&str>) -> Answer {
-    match bearer.and_then(|token| state.tokens.get(token)) {
+    match user_of(state, bearer) {
         Some(user_id) => json_answer(
             StatusCode::OK,
             json!({
