@@ -4,6 +4,7 @@
 mod cli;
 mod durability;
 mod outbound;
+mod reuse;
 mod support;
 mod trust;
 
