@@ -42,20 +42,20 @@ pub(crate) struct Instance {
 
 /// What a request starts from: an idle instance, or a permit to instantiate one.
 pub(crate) enum Checkout {
-    Idle(Box<Instance>),
+    Idle(Instance),
     Fresh(OwnedSemaphorePermit),
 }
 
 /// The idle instances of one component, most recently used last.
 #[derive(Default)]
-pub(crate) struct IdleInstances(Mutex<Vec<Box<Instance>>>);
+pub(crate) struct IdleInstances(Mutex<Vec<Instance>>);
 
 impl IdleInstances {
-    fn pop(&self) -> Option<Box<Instance>> {
+    fn pop(&self) -> Option<Instance> {
         self.lock().pop()
     }
 
-    fn push(&self, instance: Box<Instance>) {
+    fn push(&self, instance: Instance) {
         self.lock().push(instance);
     }
 
@@ -71,7 +71,7 @@ impl IdleInstances {
         true
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Box<Instance>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Instance>> {
         // A panic while holding the lock left a list of whole instances: still usable.
         self.0
             .lock()
@@ -104,7 +104,7 @@ impl Instance {
 
 /// The instance a request runs in: an idle one, or a new store still to instantiate in.
 pub(crate) enum Slot {
-    Idle(Box<Instance>),
+    Idle(Instance),
     Fresh {
         store: Store<HostState>,
         permit: OwnedSemaphorePermit,
@@ -120,20 +120,17 @@ impl Slot {
     }
 
     /// The instance, instantiated now if it is fresh.
-    pub(crate) async fn instantiate(
-        self,
-        pre: &ProxyPre<HostState>,
-    ) -> wasmtime::Result<Box<Instance>> {
+    pub(crate) async fn instantiate(self, pre: &ProxyPre<HostState>) -> wasmtime::Result<Instance> {
         match self {
             Slot::Idle(instance) => Ok(instance),
             Slot::Fresh { mut store, permit } => {
                 let proxy = pre.instantiate_async(&mut store).await?;
-                Ok(Box::new(Instance {
+                Ok(Instance {
                     store,
                     proxy,
                     served: 0,
                     _permit: permit,
-                }))
+                })
             }
         }
     }
@@ -172,7 +169,7 @@ pub(crate) async fn checkout<'a>(
 }
 
 /// Returns `instance` to its component's idle list after a clean request, or drops it.
-pub(crate) fn check_in(component: &LoadedComponent, instance: Box<Instance>, reusable: bool) {
+pub(crate) fn check_in(component: &LoadedComponent, instance: Instance, reusable: bool) {
     if reusable {
         component.idle.push(instance);
     }

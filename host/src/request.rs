@@ -197,7 +197,7 @@ fn start_guest(
     Ok(tokio::spawn(async move {
         let call = async {
             let mut instance = slot.instantiate(&pre).await?;
-            let Instance { proxy, store, .. } = &mut *instance;
+            let Instance { proxy, store, .. } = &mut instance;
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(store, req, out)
