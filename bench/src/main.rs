@@ -76,6 +76,10 @@ struct Cli {
     /// same run, their rows named by the algorithm.
     #[arg(long, value_delimiter = ',', default_value = "ES256")]
     jwt_algorithm: Vec<String>,
+    /// `mcp-auth serve --instance-reuse N` for every host started (1: a fresh instance per
+    /// request, 0: no bound); default: the host's own default.
+    #[arg(long, value_name = "N")]
+    instance_reuse: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -225,6 +229,7 @@ async fn run_round(
             cache: &cache,
             runtime_config: None,
             jwt_algorithm: &cli.jwt_algorithm[0],
+            instance_reuse: cli.instance_reuse,
         };
         let trivial = host.start("trivial", &tmp.path().join("trivial")).await?;
         rows.push(bench.measure(&trivial, "ok", |_| ok_request()).await?);
@@ -270,6 +275,7 @@ async fn run_round(
             cache: &cache,
             runtime_config: runtime_config.as_deref(),
             jwt_algorithm: algorithm,
+            instance_reuse: cli.instance_reuse,
         };
         // The first start fills the compile cache (if it was cold); the second is measured.
         drop(host.start(system, &dir).await?);
@@ -462,6 +468,7 @@ struct Host<'a> {
     cache: &'a Path,
     runtime_config: Option<&'a Path>,
     jwt_algorithm: &'a str,
+    instance_reuse: Option<u32>,
 }
 
 impl Host<'_> {
@@ -487,6 +494,9 @@ impl Host<'_> {
             .envs(mcp_auth::variables(&issuer, self.jwt_algorithm));
         if let Some(config) = self.runtime_config {
             command.arg("--runtime-config").arg(config);
+        }
+        if let Some(n) = self.instance_reuse {
+            command.arg("--instance-reuse").arg(n.to_string());
         }
         let ready = if name == "trivial" { "/ok" } else { "/health" };
         Process::start(

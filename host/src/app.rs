@@ -12,6 +12,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::config::ComponentConfig;
 use crate::engine::Runtime;
 use crate::error::Error;
+use crate::instances::IdleInstances;
 use crate::keyvalue::{AllowedStore, KeyValueAccess};
 use crate::manifest::{ComponentSpec, Manifest};
 use crate::outbound::{AllowList, Outbound, OutboundPolicy};
@@ -33,6 +34,8 @@ pub(crate) struct LoadedComponent {
     pub(crate) kv: KeyValueAccess,
     pub(crate) config: ComponentConfig,
     pub(crate) environment: Vec<(String, String)>,
+    /// Instances waiting for this component's next request (see [`crate::instances`]).
+    pub(crate) idle: IdleInstances,
 }
 
 impl App {
@@ -143,5 +146,6 @@ fn load_component(
         kv,
         config: Arc::new(config),
         environment: spec.environment.clone().into_iter().collect(),
+        idle: IdleInstances::default(),
     })
 }

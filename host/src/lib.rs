@@ -34,6 +34,7 @@ mod cache;
 mod config;
 mod engine;
 mod error;
+mod instances;
 mod keyvalue;
 pub mod manifest;
 mod metrics;
@@ -48,4 +49,6 @@ pub mod variables;
 
 pub use cache::default_dir as default_cache_dir;
 pub use error::Error;
-pub use server::{Limits, Options, Server, ShutdownHandle, VETTED_CIMD_OUTBOUND_HOST};
+pub use server::{
+    Limits, Options, Server, ShutdownHandle, DEFAULT_INSTANCE_REUSE, VETTED_CIMD_OUTBOUND_HOST,
+};

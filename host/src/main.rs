@@ -111,6 +111,12 @@ struct ServeArgs {
     /// Linear-memory limit of one instance, in MiB.
     #[arg(long, default_value_t = 64)]
     max_memory_mib: usize,
+    /// Requests one instance may serve one after another before it is dropped: 1 is a fresh
+    /// instance per request, 0 no bound. An instance that traps, times out or runs out of
+    /// memory is never reused.
+    #[arg(long, value_name = "N", env = "MCP_AUTH_INSTANCE_REUSE",
+          default_value_t = mcp_auth_host::DEFAULT_INSTANCE_REUSE)]
+    instance_reuse: u32,
 }
 
 fn main() -> ExitCode {
@@ -150,6 +156,10 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
         limits.max_concurrent_requests = args.max_concurrent_requests;
         limits.request_timeout = Duration::from_secs(args.request_timeout);
         limits.max_memory_bytes = args.max_memory_mib << 20;
+        limits.instance_reuse = match args.instance_reuse {
+            0 => u32::MAX,
+            n => n,
+        };
         limits.outbound_first_byte_timeout = Duration::from_secs(args.outbound_timeout);
         limits.outbound_connect_timeout = limits
             .outbound_connect_timeout

@@ -1,4 +1,5 @@
-//! The request phase: route, then serve the request in a fresh instance from the pool, within
+//! The request phase: route, then serve the request in an instance from the pool (a fresh one,
+//! or with [`Limits::instance_reuse`] an idle one that served earlier requests cleanly), within
 //! the limits of [`Limits`]. Whatever the guest does (trap, loop, exhaust memory, answer with an
 //! error), the outcome is a response for this request only.
 
@@ -10,13 +11,14 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, Semaphore};
 use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::{Error as HttpError, WasiHttpCtx, WasiHttpView};
 
 use crate::app::{App, LoadedComponent};
+use crate::instances::{self, Checkout, Instance, Slot};
 use crate::metrics::Metrics;
 use crate::outbound::OutboundHooks;
 use crate::routing::RouteMatch;
@@ -110,11 +112,12 @@ async fn run(
         Ok(req) => req,
         Err(message) => return plain(StatusCode::BAD_REQUEST, message),
     };
-    let Ok(permit) = shared.slots.clone().acquire_owned().await else {
+    let all = shared.app.components.values();
+    let Some(checkout) = instances::checkout(component, all, &shared.slots).await else {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
     };
     let (tx, rx) = oneshot::channel();
-    let task = match start_guest(shared, component, req, tx, permit, deadline) {
+    let task = match start_guest(shared, component, req, tx, checkout, deadline) {
         Ok(task) => task,
         Err(e) => {
             tracing::error!(component = %component.id, error = %e, "cannot prepare the request");
@@ -159,9 +162,10 @@ async fn run(
     Response::from_parts(parts, Full::new(body))
 }
 
-/// Builds the store, instantiates the component and calls its handler on a task of its own, so
+/// Calls the component's handler, in an idle instance or a new one, on a task of its own, so
 /// that a guest still running after its response (or after the client left) is bounded by the
-/// same deadline and still releases its pool slot.
+/// same deadline and still releases its pool slot. Afterwards the instance goes back to the
+/// idle list if it may serve again (see [`instances`]), else it is dropped.
 fn start_guest(
     shared: &Arc<Shared>,
     component: &Arc<LoadedComponent>,
@@ -169,13 +173,68 @@ fn start_guest(
     tx: oneshot::Sender<
         Result<Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>, ErrorCode>,
     >,
-    permit: OwnedSemaphorePermit,
+    checkout: Checkout,
     deadline: tokio::time::Instant,
 ) -> wasmtime::Result<tokio::task::JoinHandle<()>> {
+    let mut slot = match checkout {
+        Checkout::Idle(instance) => Slot::Idle(instance),
+        Checkout::Fresh(permit) => Slot::Fresh {
+            store: new_store(shared, component),
+            permit,
+        },
+    };
+    let store = slot.store();
+    set_deadline(store, deadline);
+    let req = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, req)?;
+    let out = store.data_mut().http().new_response_outparam(tx)?;
+    let pre = component.pre.clone();
+    let component = component.clone();
+    let metrics = shared.metrics.clone();
+    let reuse = shared.limits.instance_reuse;
+    Ok(tokio::spawn(async move {
+        let call = async {
+            let mut instance = slot.instantiate(&pre).await?;
+            let Instance { proxy, store, .. } = &mut instance;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(store, req, out)
+                .await?;
+            wasmtime::Result::Ok(instance)
+        };
+        // A call cut short by the timeout leaves its instance mid-call: it is dropped here.
+        let outcome = match tokio::time::timeout_at(deadline, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(wasmtime::format_err!(
+                "request exceeded its wall-time limit"
+            )),
+        };
+        match outcome {
+            Ok(mut instance) => {
+                instance.served += 1;
+                let reusable = instance.served < reuse && instance.is_clean();
+                tracing::debug!(component = %component.id, served = instance.served, reusable, "request done");
+                instances::check_in(&component, instance, reusable);
+            }
+            Err(e) => {
+                metrics.trap(&component.id);
+                tracing::warn!(component = %component.id, error = %format!("{e:#}"), "guest failed");
+            }
+        }
+    }))
+}
+
+/// A store for a new instance of `component`: its WASI context, outbound policy, stores and
+/// variables, which stay the same for every request the instance serves.
+fn new_store(shared: &Shared, component: &LoadedComponent) -> Store<HostState> {
     let limits = &shared.limits;
     let output = GuestOutput {
         component: component.id.clone(),
+        opened: Arc::default(),
     };
+    let output_streams = output.opened.clone();
     let mut wasi = WasiCtxBuilder::new();
     wasi.stdout(output.clone())
         .stderr(output)
@@ -197,10 +256,16 @@ fn start_guest(
         kv: component.kv.clone(),
         config: component.config.clone(),
         metrics: shared.metrics.clone(),
+        output_streams,
     };
     let mut store = Store::new(&shared.engine, state);
     store.limiter(|s| &mut s.limits);
-    // Yield to the executor every epoch tick (fairness on few cores); trap at the deadline.
+    store
+}
+
+/// Bounds this request's guest code by `deadline`: it yields to the executor every epoch tick
+/// (fairness on few cores) and traps at the deadline.
+fn set_deadline(store: &mut Store<HostState>, deadline: tokio::time::Instant) {
     let wall = deadline.into_std();
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
@@ -212,34 +277,6 @@ fn start_guest(
             Ok(UpdateDeadline::Yield(1))
         }
     });
-    let req = store
-        .data_mut()
-        .http()
-        .new_incoming_request(Scheme::Http, req)?;
-    let out = store.data_mut().http().new_response_outparam(tx)?;
-    let pre = component.pre.clone();
-    let id = component.id.clone();
-    let metrics = shared.metrics.clone();
-    Ok(tokio::spawn(async move {
-        let _permit = permit;
-        let call = async {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await
-        };
-        let outcome = match tokio::time::timeout_at(deadline, call).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(wasmtime::format_err!(
-                "request exceeded its wall-time limit"
-            )),
-        };
-        if let Err(e) = outcome {
-            metrics.trap(&id);
-            tracing::warn!(component = %id, error = %format!("{e:#}"), "guest failed");
-        }
-    }))
 }
 
 type GuestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, HttpError>;

@@ -48,6 +48,11 @@ pub struct Limits {
     pub outbound_connect_timeout: Duration,
     /// Outbound time to the first response byte, and between bytes (a guest may ask for less).
     pub outbound_first_byte_timeout: Duration,
+    /// Requests one instance may serve, one after another (`mcp-auth serve --instance-reuse`):
+    /// 1 is a fresh instance per request; `u32::MAX` is no bound. An instance that traps, runs
+    /// out of time or memory, or leaves a resource of its request behind is never reused (see
+    /// the `instances` module).
+    pub instance_reuse: u32,
 }
 
 impl Default for Limits {
@@ -60,9 +65,13 @@ impl Default for Limits {
             max_response_body_bytes: 4 << 20,
             outbound_connect_timeout: Duration::from_secs(5),
             outbound_first_byte_timeout: Duration::from_secs(15),
+            instance_reuse: DEFAULT_INSTANCE_REUSE,
         }
     }
 }
+
+/// [`Limits::instance_reuse`] unless configured (see the README, `mcp-auth serve`).
+pub const DEFAULT_INSTANCE_REUSE: u32 = 1;
 
 /// The CIMD entry of `allowed_outbound_hosts` under this host: any https host on port 443,
 /// each one resolved and refused if any of its addresses is private (see [`crate::outbound`]).

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -29,6 +30,8 @@ pub struct HostState {
     pub(crate) kv: KeyValueAccess,
     pub(crate) config: ComponentConfig,
     pub(crate) metrics: Arc<Metrics>,
+    /// Streams the guest opened on its stdout and stderr (see [`GuestOutput::opened`]).
+    pub(crate) output_streams: Arc<AtomicUsize>,
 }
 
 impl WasiView for HostState {
@@ -55,6 +58,10 @@ impl WasiHttpView for HostState {
 #[derive(Clone)]
 pub struct GuestOutput {
     pub(crate) component: Arc<str>,
+    /// How many streams the guest has opened on it: a guest keeps its stdio streams for its
+    /// whole life, so a reused instance's resource table holds them between requests (see
+    /// `instances`).
+    pub(crate) opened: Arc<AtomicUsize>,
 }
 
 impl IsTerminal for GuestOutput {
@@ -65,6 +72,7 @@ impl IsTerminal for GuestOutput {
 
 impl StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        self.opened.fetch_add(1, Ordering::Relaxed);
         Box::new(LineWriter {
             component: self.component.clone(),
             buf: Vec::new(),

@@ -27,6 +27,8 @@
 //! retries). Should a winner die between its claim and its write, the next minute's claim
 //! lets another host try.
 
+use std::sync::{Arc, Mutex};
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jwt_simple::prelude::{
@@ -121,10 +123,54 @@ fn misconfigured(err: ConfigError) -> OAuthError {
     OAuthError::new(ErrorCode::ServerError, err.to_string())
 }
 
-/// A private key with its `kid` (the RFC 7638 JWK thumbprint of its public key).
+/// A private key with its `kid` (the RFC 7638 JWK thumbprint of its public key). Cheap to
+/// clone: the loaded pair is shared.
+#[derive(Clone)]
 pub struct SigningKey {
     kid: String,
-    pair: KeyPair,
+    pair: Arc<KeyPair>,
+}
+
+/// Keys loaded by this instance, by algorithm and private bytes, most recent last. Loading
+/// derives the public point (and, for RSA, checks the CRT values): about a sixth of a refresh
+/// grant's CPU when every request loads its key again. An instance that serves several
+/// requests (our host's `--instance-reuse`) loads each key once; a fresh instance per request
+/// (Spin) gains nothing and loses nothing. Only the server's own keys are kept, never anything
+/// of a request; jwt-simple offers no way to build a pair from a stored public point, so a
+/// fresh instance still derives it once.
+static LOADED: Mutex<LoadedKeys> = Mutex::new(Vec::new());
+/// Enough for a rotation's current and previous keys in each of the three algorithms.
+const LOADED_KEYS: usize = 6;
+
+type LoadedKeys = Vec<(SigningAlgorithm, Vec<u8>, SigningKey)>;
+
+fn loaded_keys() -> std::sync::MutexGuard<'static, LoadedKeys> {
+    // A panic while holding the lock leaves a list of whole keys: still usable.
+    LOADED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The key for `raw`, loaded by `load` unless this instance already has it. Failures are not
+/// kept.
+fn load_once(
+    raw: &[u8],
+    algorithm: SigningAlgorithm,
+    load: impl FnOnce() -> Result<SigningKey, KeyError>,
+) -> Result<SigningKey, KeyError> {
+    if let Some((_, _, key)) = loaded_keys()
+        .iter()
+        .find(|(alg, bytes, _)| *alg == algorithm && bytes.as_slice() == raw)
+    {
+        return Ok(key.clone());
+    }
+    let key = load()?;
+    let mut keys = loaded_keys();
+    if keys.len() >= LOADED_KEYS {
+        keys.remove(0);
+    }
+    keys.push((algorithm, raw.to_vec(), key.clone()));
+    Ok(key)
 }
 
 enum KeyPair {
@@ -139,6 +185,10 @@ impl SigningKey {
     /// (EdDSA), or an RSA key's PKCS#8 or PKCS#1 DER (RS256: 2048 to 4096 bits, exponent
     /// 65537, its CRT values checked).
     pub fn from_raw(raw: &[u8], algorithm: SigningAlgorithm) -> Result<SigningKey, KeyError> {
+        load_once(raw, algorithm, || SigningKey::load(raw, algorithm))
+    }
+
+    fn load(raw: &[u8], algorithm: SigningAlgorithm) -> Result<SigningKey, KeyError> {
         let (kid, pair) = match algorithm {
             SigningAlgorithm::Es256 => {
                 let pair = ES256KeyPair::from_bytes(raw).map_err(|_| KeyError::Malformed)?;
@@ -160,7 +210,10 @@ impl SigningKey {
                 )
             }
         };
-        Ok(SigningKey { kid, pair })
+        Ok(SigningKey {
+            kid,
+            pair: Arc::new(pair),
+        })
     }
 
     /// One entry of `signing_keys`: `[ALG:]base64url`, of `default` when it names none.
@@ -194,7 +247,7 @@ impl SigningKey {
     }
 
     pub fn algorithm(&self) -> SigningAlgorithm {
-        match self.pair {
+        match *self.pair {
             KeyPair::Es256(_) => SigningAlgorithm::Es256,
             KeyPair::EdDsa(_) => SigningAlgorithm::EdDsa,
             KeyPair::Rs256(_) => SigningAlgorithm::Rs256,
@@ -202,7 +255,7 @@ impl SigningKey {
     }
 
     pub fn public_key(&self) -> PublicKey {
-        let key = match &self.pair {
+        let key = match &*self.pair {
             KeyPair::Es256(p) => PublicKeyKind::Es256(p.public_key().with_key_id(&self.kid)),
             KeyPair::EdDsa(p) => PublicKeyKind::EdDsa(p.public_key().with_key_id(&self.kid)),
             KeyPair::Rs256(p) => {
@@ -221,7 +274,7 @@ impl SigningKey {
             signature_type: Some(ACCESS_TOKEN_TYPE.into()),
             ..HeaderOptions::default()
         };
-        match &self.pair {
+        match &*self.pair {
             KeyPair::Es256(p) => p.sign_with_options(claims, &options),
             KeyPair::EdDsa(p) => p.sign_with_options(claims, &options),
             KeyPair::Rs256(p) => p.sign_with_options(claims, &options),
@@ -636,6 +689,21 @@ mod tests {
         assert_eq!(jwk["alg"], "EdDSA");
         assert_eq!(jwk["use"], "sig");
         assert!(jwk.get("d").is_none());
+    }
+
+    /// A key is loaded (its public point derived) once per instance, not once per request;
+    /// other bytes are another key.
+    #[test]
+    fn a_key_is_loaded_once() {
+        let raw = [7u8; 32];
+        let a = SigningKey::from_raw(&raw, SigningAlgorithm::Es256).unwrap();
+        let b = SigningKey::from_raw(&raw, SigningAlgorithm::Es256).unwrap();
+        assert!(Arc::ptr_eq(&a.pair, &b.pair));
+        let c = SigningKey::from_raw(&[8u8; 32], SigningAlgorithm::Es256).unwrap();
+        assert!(!Arc::ptr_eq(&a.pair, &c.pair));
+        assert_ne!(a.kid(), c.kid());
+        let d = SigningKey::from_raw(&raw, SigningAlgorithm::EdDsa).unwrap();
+        assert_eq!(d.algorithm(), SigningAlgorithm::EdDsa);
     }
 
     #[test]

@@ -116,6 +116,11 @@ pub fn serve(
     incoming::send_response(response_out, response);
 }
 
+thread_local! {
+    /// Kept across the requests of a reused instance (see [`config::SettingsCache`]).
+    static SETTINGS: config::SettingsCache = config::SettingsCache::default();
+}
+
 fn answer(
     request: &mcp_auth_core::Request,
     group: &Group,
@@ -125,7 +130,7 @@ fn answer(
         Ok(config) => config,
         Err(response) => return response,
     };
-    let settings = match Settings::from_config(&config) {
+    let settings = match SETTINGS.with(|cache| cache.get(config, |v| Settings::from_config(v))) {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("mcp-auth: {err}");

@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod durability;
 mod outbound;
+mod reuse;
 mod support;
 mod trust;
 

@@ -46,6 +46,13 @@ static mut PREINITIALIZED: u64 = 0;
 /// How often `wizer-initialize` ran in the memory this instance started from.
 static mut INIT_CALLS: u64 = 0;
 
+/// Requests this instance has handled (1 on a fresh instance's first request).
+static mut CALLS: u64 = 0;
+
+/// Headers of an earlier request, kept past its end by `/keep-headers` (a guest that leaks a
+/// resource of its request).
+static mut KEPT: Option<Fields> = None;
+
 export!(TestGuest);
 
 impl Guest for TestGuest {
@@ -80,6 +87,12 @@ fn preinitialized() -> (u16, Vec<u8>) {
 
 impl IncomingHandler for TestGuest {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        // SAFETY: one thread; requests in one instance run one after another.
+        let calls = unsafe {
+            let calls = std::ptr::addr_of_mut!(CALLS);
+            calls.write_volatile(calls.read_volatile() + 1);
+            calls.read_volatile()
+        };
         let pq = request.path_with_query().unwrap_or_default();
         let (path, query) = pq.split_once('?').unwrap_or((pq.as_str(), ""));
         let param = |name: &str| -> String {
@@ -94,6 +107,12 @@ impl IncomingHandler for TestGuest {
             "/ok" => (200, b"ok".to_vec()),
             "/leftovers" => leftovers(),
             "/preinitialized" => preinitialized(),
+            "/calls" => (200, calls.to_string().into_bytes()),
+            "/keep-headers" => {
+                // SAFETY: as for CALLS.
+                unsafe { *std::ptr::addr_of_mut!(KEPT) = Some(request.headers()) };
+                (200, calls.to_string().into_bytes())
+            }
             "/trap" => panic!("the test asked for a trap"),
             "/loop" => {
                 let mut n: u64 = 0;
