@@ -77,9 +77,11 @@ struct Cli {
     #[arg(long, value_delimiter = ',', default_value = "ES256")]
     jwt_algorithm: Vec<String>,
     /// `mcp-auth serve --instance-reuse N` for every host started (1: a fresh instance per
-    /// request, 0: no bound); default: the host's own default.
-    #[arg(long, value_name = "N")]
-    instance_reuse: Option<u32>,
+    /// request, 0: no bound); default: the host's own default. Several, comma separated
+    /// (`1,0`), run the trivial component and our systems once for each in the same run, their
+    /// rows named `… reuse=N`.
+    #[arg(long, value_name = "N", value_delimiter = ',')]
+    instance_reuse: Vec<u32>,
 }
 
 #[derive(Subcommand)]
@@ -223,16 +225,21 @@ async fn run_round(
         let guest = root.join("target/test-guests/wasm32-wasip2/release/mcp_auth_test_guest.wasm");
         let manifest = tmp.path().join("trivial.toml");
         std::fs::write(&manifest, trivial_manifest(&guest)).map_err(|e| e.to_string())?;
-        let host = Host {
-            bin: host_bin,
-            manifest: &manifest,
-            cache: &cache,
-            runtime_config: None,
-            jwt_algorithm: &cli.jwt_algorithm[0],
-            instance_reuse: cli.instance_reuse,
-        };
-        let trivial = host.start("trivial", &tmp.path().join("trivial")).await?;
-        rows.push(bench.measure(&trivial, "ok", |_| ok_request()).await?);
+        for reuse in reuse_runs(cli) {
+            let host = Host {
+                bin: host_bin,
+                manifest: &manifest,
+                cache: &cache,
+                runtime_config: None,
+                jwt_algorithm: &cli.jwt_algorithm[0],
+                instance_reuse: reuse,
+            };
+            let system = format!("trivial{}", reuse_suffix(cli, reuse));
+            let dir = tmp.path().join(system.replace(['/', ' '], "-"));
+            let trivial = host.start("trivial", &dir).await?;
+            let row = bench.measure(&trivial, "ok", |_| ok_request()).await?;
+            rows.push(Row { system, ..row });
+        }
     }
 
     let stores: &[(&'static str, bool)] = match cli.store {
@@ -241,15 +248,18 @@ async fn run_round(
         Stores::Both => &[("mcp-auth", false), ("mcp-auth/redis", true)],
     };
     let runs = stores.iter().flat_map(|&(store, on_redis)| {
-        cli.jwt_algorithm.iter().map(move |algorithm| {
-            let system = match cli.jwt_algorithm.len() {
-                1 => store.to_owned(),
-                _ => format!("{store} {algorithm}"),
-            };
-            (system, on_redis, algorithm.as_str())
+        cli.jwt_algorithm.iter().flat_map(move |algorithm| {
+            reuse_runs(cli).into_iter().map(move |reuse| {
+                let system = match cli.jwt_algorithm.len() {
+                    1 => store.to_owned(),
+                    _ => format!("{store} {algorithm}"),
+                };
+                let system = format!("{system}{}", reuse_suffix(cli, reuse));
+                (system, on_redis, algorithm.as_str(), reuse)
+            })
         })
     });
-    for (system, on_redis, algorithm) in runs {
+    for (system, on_redis, algorithm, reuse) in runs {
         let system = system.as_str();
         let dir = tmp.path().join(system.replace(['/', ' '], "-"));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -275,7 +285,7 @@ async fn run_round(
             cache: &cache,
             runtime_config: runtime_config.as_deref(),
             jwt_algorithm: algorithm,
-            instance_reuse: cli.instance_reuse,
+            instance_reuse: reuse,
         };
         // The first start fills the compile cache (if it was cold); the second is measured.
         drop(host.start(system, &dir).await?);
@@ -458,6 +468,22 @@ impl Bench {
             }
         );
         Ok(row)
+    }
+}
+
+/// The host's `--instance-reuse` of each run: the values asked for, or the host's default.
+fn reuse_runs(cli: &Cli) -> Vec<Option<u32>> {
+    match cli.instance_reuse.is_empty() {
+        true => vec![None],
+        false => cli.instance_reuse.iter().copied().map(Some).collect(),
+    }
+}
+
+/// What names a run's rows when several reuse values are measured: ` reuse=N`.
+fn reuse_suffix(cli: &Cli, reuse: Option<u32>) -> String {
+    match (cli.instance_reuse.len(), reuse) {
+        (2.., Some(n)) => format!(" reuse={n}"),
+        _ => String::new(),
     }
 }
 

@@ -150,7 +150,12 @@ pub fn print(rows: &[Row], ours: &[&str]) {
         let mut vs_python = String::new();
         let mut verdict = String::new();
         if ours.contains(&row.system.as_str()) {
-            if let Some(trivial) = find("trivial", "ok") {
+            // `mcp-auth reuse=0` is compared with `trivial reuse=0`.
+            let reuse = row
+                .system
+                .find(" reuse=")
+                .map_or("", |at| &row.system[at..]);
+            if let Some(trivial) = find(&format!("trivial{reuse}"), "ok") {
                 vs_trivial = format!("{:.2}", row.per_second / trivial.per_second);
             }
             let target = target(&row.scenario);
@@ -175,7 +180,7 @@ pub fn print(rows: &[Row], ours: &[&str]) {
                 verdicts.push(met);
             }
             verdict = verdicts.join(", ");
-        } else if row.system == "trivial" {
+        } else if row.system == "trivial" || row.system.starts_with("trivial ") {
             if let Some(hyper) = find("hyper", "ok") {
                 let share = row.per_second / hyper.per_second;
                 let rss_ok = row.peak_rss.is_none_or(|b| b <= MAX_HOST_RSS);
