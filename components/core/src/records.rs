@@ -4,10 +4,9 @@
 //! The store interface has no TTL, so every record written with an expiry is also listed in
 //! a per-minute *sweep bucket*: `sweep/<minute>/n` counts the bucket's slots and
 //! `sweep/<minute>/<i>` names record keys, one per line. A request lists its records when it
-//! ends (when its [`Env`] is dropped), all those of one bucket in one slot: two store
-//! operations per bucket instead of two per record (a refresh grant writes five such records).
-//! A request that dies before then leaves its records unswept, never readable past their
-//! expiry. Requests that write records call
+//! sends its writes ([`Env::flush`]), all those of one bucket in one slot, written in the same
+//! batch as the records: one `increment` per bucket instead of two operations per record (a
+//! refresh grant writes five such records). A request that dies before then writes nothing. Requests that write records call
 //! [`maybe_sweep`], which hands out a few slots of the oldest expired bucket at a time
 //! through `increment`, so several hosts (or Spin instances) sweep in parallel without ever
 //! doing the same slot twice, and no request does more than a bounded amount of work. This
