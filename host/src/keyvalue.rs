@@ -1,4 +1,4 @@
-//! `wasi:keyvalue/store` and `wasi:keyvalue/atomics` at `0.2.0-draft2`, the version Spin 4
+//! `wasi:keyvalue/store`, `atomics` and `batch` at `0.2.0-draft2`, the version Spin 4
 //! accepts (wasmtime-wasi-keyvalue implements another pre-release that does not link; see
 //! DESIGN.md §5), over [`mcp_auth_kv::Store`] backends chosen by label.
 //!
@@ -27,7 +27,7 @@ mod generated {
     });
 }
 
-pub use generated::wasi::keyvalue::{atomics, store};
+pub use generated::wasi::keyvalue::{atomics, batch, store};
 
 use atomics::CasError;
 use store::{Error as KvError, KeyResponse};
@@ -62,11 +62,12 @@ pub(crate) struct AllowedStore {
     pub(crate) store: Arc<dyn Store>,
 }
 
-/// Registers both interfaces on `linker`.
+/// Registers the three interfaces on `linker`.
 pub fn add_to_linker(linker: &mut wasmtime::component::Linker<HostState>) -> wasmtime::Result<()> {
     use wasmtime::component::HasSelf;
     store::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     atomics::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    batch::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     Ok(())
 }
 
@@ -215,6 +216,48 @@ impl atomics::Host for HostState {
             },
             Err(e) => Ok(Err(CasError::StoreError(self.store_error(&cas.label, e)))),
         }
+    }
+}
+
+/// Each call is one backend round trip ([`Store::get_many`] and friends). `get-many` answers
+/// one entry per key asked, in order, `none` for a missing key: the type's plain meaning.
+/// (Spin's SQLite store leaves missing keys out; guests match entries by key and work with
+/// both.)
+impl batch::Host for HostState {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, KvError>> {
+        let (label, store) = self.bucket(&bucket)?;
+        Ok(match store.get_many(&keys).await {
+            Ok(values) => Ok(keys.into_iter().zip(values).collect()),
+            Err(e) => Err(self.store_error(&label, e)),
+        })
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> wasmtime::Result<Result<(), KvError>> {
+        let (label, store) = self.bucket(&bucket)?;
+        Ok(store
+            .set_many(&key_values)
+            .await
+            .map_err(|e| self.store_error(&label, e)))
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<(), KvError>> {
+        let (label, store) = self.bucket(&bucket)?;
+        Ok(store
+            .delete_many(&keys)
+            .await
+            .map_err(|e| self.store_error(&label, e)))
     }
 }
 

@@ -157,6 +157,24 @@ pub fn find(env: &Env, client_id: &str) -> Result<Option<Client>, OAuthError> {
     Ok(records::get::<Client>(env, &key(client_id))?)
 }
 
+/// The id of this request's client when [`authenticate`] will read its record from the
+/// store ([`key`]): for reading it ahead (`Env::prefetch`).
+pub(crate) fn stored_id(env: &Env, req: &Request, params: &Params) -> Option<String> {
+    let basic = req
+        .header("authorization")
+        .filter(|h| h.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")))
+        .and_then(|h| parse_basic(&h[6..]));
+    let client_id = match basic {
+        Some((id, _)) => id,
+        None => params.get("client_id")?.to_string(),
+    };
+    let stored = machine_client(&env.settings, &client_id).is_none()
+        && !is_metadata_document_url(&client_id)
+        && client_id.len() <= MAX_CLIENT_ID_LEN
+        && !client_id.chars().any(char::is_control);
+    stored.then_some(client_id)
+}
+
 /// The `machine_clients` entry named `client_id`, as a client: provisioned, confidential,
 /// `client_credentials` only, limited to its configured scopes. Built from the configuration
 /// on each request, never stored. Its secret is checked like any other, hash against hash in

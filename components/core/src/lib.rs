@@ -279,6 +279,11 @@ fn serve(env: &Env, req: &Request, served: &[Endpoint], dispatch: Dispatch) -> R
     }
     let response =
         dispatch(env, req, endpoint).unwrap_or_else(|| OAuthError::not_found().into_response());
+    // What the handler wrote goes out before its response does (see `Env::flush`).
+    let response = match env.flush() {
+        Ok(()) => response,
+        Err(err) => OAuthError::from(err).into_response(),
+    };
     if cors {
         cors_headers(response)
     } else {

@@ -4,10 +4,9 @@
 //! The store interface has no TTL, so every record written with an expiry is also listed in
 //! a per-minute *sweep bucket*: `sweep/<minute>/n` counts the bucket's slots and
 //! `sweep/<minute>/<i>` names record keys, one per line. A request lists its records when it
-//! ends (when its [`Env`] is dropped), all those of one bucket in one slot: two store
-//! operations per bucket instead of two per record (a refresh grant writes five such records).
-//! A request that dies before then leaves its records unswept, never readable past their
-//! expiry. Requests that write records call
+//! sends its writes ([`Env::flush`]), all those of one bucket in one slot, written in the same
+//! batch as the records: one `increment` per bucket instead of two operations per record (a
+//! refresh grant writes five such records). A request that dies before then writes nothing. Requests that write records call
 //! [`maybe_sweep`], which hands out a few slots of the oldest expired bucket at a time
 //! through `increment`, so several hosts (or Spin instances) sweep in parallel without ever
 //! doing the same slot twice, and no request does more than a bounded amount of work. This
@@ -46,7 +45,7 @@ pub fn put<T: Serialize>(
         v: value,
     })
     .map_err(|e| StoreError(format!("encoding {key}: {e}")))?;
-    env.store.set(key, &bytes)?;
+    env.write(key, bytes);
     if let Some(exp) = expires_at {
         env.index_later(exp / BUCKET_SECONDS, key);
     }
@@ -66,7 +65,8 @@ pub fn update<T: Serialize>(
         v: value,
     })
     .map_err(|e| StoreError(format!("encoding {key}: {e}")))?;
-    env.store.set(key, &bytes)
+    env.write(key, bytes);
+    Ok(())
 }
 
 /// The live record under `key`: `None` when missing, expired, or not decodable as `T`
@@ -80,7 +80,7 @@ pub fn get_with_expiry<T: DeserializeOwned>(
     env: &Env,
     key: &str,
 ) -> Result<Option<(T, Option<u64>)>, StoreError> {
-    let Some(bytes) = env.store.get(key)? else {
+    let Some(bytes) = env.read(key)? else {
         return Ok(None);
     };
     let Ok(envelope) = serde_json::from_slice::<Envelope<T>>(&bytes) else {
@@ -94,8 +94,9 @@ pub fn get_with_expiry<T: DeserializeOwned>(
 
 /// Delete the record and its claim counters.
 pub fn delete(env: &Env, key: &str) -> Result<(), StoreError> {
-    env.store.delete(key)?;
-    delete_claims(env, key)
+    env.remove(key);
+    delete_claims(env, key);
+    Ok(())
 }
 
 /// What a claim on a record is for. Each purpose has its own counter, `<key>#<purpose>`,
@@ -141,38 +142,53 @@ pub fn count(env: &Env, key: &str, purpose: Claim) -> Result<i64, StoreError> {
 /// Add `delta` (which may be negative, to take a use back) to the count of `key` for
 /// `purpose` and return the new total.
 pub fn count_by(env: &Env, key: &str, purpose: Claim, delta: i64) -> Result<i64, StoreError> {
-    env.store.increment(&purpose.counter_key(key), delta)
+    env.increment(&purpose.counter_key(key), delta)
 }
 
 /// How many times `key` has been claimed for `purpose` (0 = never), without claiming it.
 pub fn claims(env: &Env, key: &str, purpose: Claim) -> Result<i64, StoreError> {
-    env.store.increment(&purpose.counter_key(key), 0)
+    env.increment(&purpose.counter_key(key), 0)
 }
 
 /// Take the next slot (1, 2, …) of a list kept beside the record `key`, such as the members
 /// of a token family; the caller writes slot `i`'s entry under a key of its own. Like the sweep
 /// index, concurrent writers never share a slot. The counter is deleted with the record.
 pub fn next_slot(env: &Env, key: &str) -> Result<i64, StoreError> {
-    env.store.increment(&slots_key(key), 1)
+    Ok(*take_slots(env, key, 1)?.start())
+}
+
+/// Take the next `n` slots at once (one `increment`): as many as `n` calls of [`next_slot`].
+///
+/// The request's pending writes may go out after it: a slot is only ever filled by a write
+/// that follows, and a reader that finds a slot taken but empty is in the race that
+/// `tokens::issue` already settles (it reads the revocation mark after filling its slots).
+pub fn take_slots(
+    env: &Env,
+    key: &str,
+    n: i64,
+) -> Result<std::ops::RangeInclusive<i64>, StoreError> {
+    let last = env.increment_ahead(&slots_key(key), n)?;
+    Ok(last - n + 1..=last)
 }
 
 /// How many slots of `key`'s list have been taken.
 pub fn slot_count(env: &Env, key: &str) -> Result<i64, StoreError> {
-    env.store.increment(&slots_key(key), 0)
+    env.increment(&slots_key(key), 0)
 }
 
 fn slots_key(key: &str) -> String {
     format!("{key}#slots")
 }
 
-fn delete_claims(env: &Env, key: &str) -> Result<(), StoreError> {
+fn delete_claims(env: &Env, key: &str) {
     for purpose in Claim::ALL {
-        env.store.delete(&purpose.counter_key(key))?;
+        env.remove(&purpose.counter_key(key));
     }
-    env.store.delete(&slots_key(key))
+    env.remove(&slots_key(key));
 }
 
-/// List the records `env` wrote with an expiry in their sweep buckets, one slot per bucket.
+/// List the records `env` wrote with an expiry in their sweep buckets, one slot per bucket;
+/// the slots join the writes [`Env::flush`] is about to send.
 pub(crate) fn index_for_sweep(env: &Env) -> Result<(), StoreError> {
     let mut by_bucket = std::collections::BTreeMap::<u64, String>::new();
     for (bucket, key) in env.take_unindexed() {
@@ -183,9 +199,9 @@ pub(crate) fn index_for_sweep(env: &Env) -> Result<(), StoreError> {
         keys.push_str(&key);
     }
     for (bucket, keys) in by_bucket {
+        // Straight to the store: this runs inside the flush, which sends the slot's list.
         let slot = env.store.increment(&format!("sweep/{bucket}/n"), 1)?;
-        env.store
-            .set(&format!("sweep/{bucket}/{slot}"), keys.as_bytes())?;
+        env.write(&format!("sweep/{bucket}/{slot}"), keys.into_bytes());
     }
     Ok(())
 }
@@ -216,27 +232,36 @@ pub fn sweep_some(env: &Env) -> Result<usize, StoreError> {
     while bucket < current {
         let n_key = format!("sweep/{bucket}/n");
         let taken_key = format!("sweep/{bucket}/taken");
-        let slots = env.store.increment(&n_key, 0)?;
+        let slots = env.increment(&n_key, 0)?;
         if slots > 0 {
-            let end = env.store.increment(&taken_key, SWEEP_CHUNK)?;
+            let end = env.increment(&taken_key, SWEEP_CHUNK)?;
             let start = end - SWEEP_CHUNK + 1;
             if start <= slots {
                 let last = end.min(slots);
-                for slot in start..=last {
-                    let slot_key = format!("sweep/{bucket}/{slot}");
-                    if let Some(keys) = env.store.get(&slot_key)? {
-                        for key in String::from_utf8_lossy(&keys).lines() {
-                            sweep_record(env, key)?;
-                        }
+                // Three batches for the chunk: its slots, the records they list, the deletes.
+                let slot_keys: Vec<String> = (start..=last)
+                    .map(|i| format!("sweep/{bucket}/{i}"))
+                    .collect();
+                env.prefetch(&slot_keys);
+                let mut listed = Vec::new();
+                for slot_key in &slot_keys {
+                    if let Some(keys) = env.read(slot_key)? {
+                        listed.extend(String::from_utf8_lossy(&keys).lines().map(str::to_owned));
                     }
-                    env.store.delete(&slot_key)?;
+                }
+                env.prefetch(&listed);
+                for slot_key in &slot_keys {
+                    env.remove(slot_key);
+                }
+                for key in &listed {
+                    sweep_record(env, key)?;
                 }
                 return Ok((last - start + 1) as usize);
             }
         }
         // This bucket is done: drop its counters and move on.
-        env.store.delete(&n_key)?;
-        env.store.delete(&taken_key)?;
+        env.remove(&n_key);
+        env.remove(&taken_key);
         bucket += 1;
         update(env, cursor_key, &bucket, None)?;
     }
@@ -245,8 +270,9 @@ pub fn sweep_some(env: &Env) -> Result<usize, StoreError> {
 
 /// Delete `key` if it has expired (a record rewritten with a later expiry stays).
 fn sweep_record(env: &Env, key: &str) -> Result<(), StoreError> {
-    let Some(bytes) = env.store.get(key)? else {
-        return delete_claims(env, key);
+    let Some(bytes) = env.read(key)? else {
+        delete_claims(env, key);
+        return Ok(());
     };
     #[derive(Deserialize)]
     struct ExpiryOnly {
@@ -326,7 +352,8 @@ mod tests {
         drop(env); // the request ends: its records join the sweep index
         let env = h.env();
         while sweep_some(&env).unwrap() > 0 {}
-        // The cursor is left behind; everything else is gone but the record without expiry.
+        drop(env); // the request ends: its deletes go out
+                   // The cursor is left behind; everything else is gone but the record without expiry.
         let left: Vec<String> = h.store.keys();
         assert_eq!(
             left,

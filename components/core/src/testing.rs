@@ -16,9 +16,13 @@ use crate::Endpoint;
 /// A thread-safe in-memory store. Like Spin's SQLite store it keeps counters and values apart
 /// and refuses to `increment` a key written with `set` (Spin panics there) or to `set` a
 /// counter, so tests catch the mistake.
+///
+/// It also counts its round trips (every call: `get`, `set`, `delete`, `increment` and each
+/// batch count one), so tests can hold a flow to its budget.
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<MemoryInner>,
+    round_trips: AtomicU64,
 }
 
 #[derive(Default)]
@@ -41,6 +45,15 @@ impl MemoryStore {
         keys
     }
 
+    /// Round trips made so far (see [`MemoryStore`]).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::SeqCst)
+    }
+
+    fn trip(&self) {
+        self.round_trips.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// A copy of every value (not counters), for "nothing changed" assertions.
     pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
         self.inner.lock().unwrap().values.clone()
@@ -58,32 +71,44 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let inner = self.inner.lock().unwrap();
-        if inner.counters.contains_key(key) {
-            return Err(StoreError(format!(
-                "`{key}` is a counter; read it with increment"
-            )));
-        }
-        Ok(inner.values.get(key).cloned())
+        self.trip();
+        self.inner.lock().unwrap().get(key)
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let mut inner = self.inner.lock().unwrap();
-        if inner.counters.contains_key(key) {
-            return Err(StoreError(format!("`{key}` is a counter")));
-        }
-        inner.values.insert(key.to_string(), value.to_vec());
-        Ok(())
+        self.trip();
+        self.inner.lock().unwrap().set(key, value)
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.trip();
+        self.inner.lock().unwrap().delete(key);
+        Ok(())
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.trip();
+        let inner = self.inner.lock().unwrap();
+        keys.iter().map(|key| inner.get(key)).collect()
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        self.trip();
         let mut inner = self.inner.lock().unwrap();
-        inner.values.remove(key);
-        inner.counters.remove(key);
+        entries
+            .iter()
+            .try_for_each(|(key, value)| inner.set(key, value))
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.trip();
+        let mut inner = self.inner.lock().unwrap();
+        keys.iter().for_each(|key| inner.delete(key));
         Ok(())
     }
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.trip();
         let mut inner = self.inner.lock().unwrap();
         if inner.values.contains_key(key) {
             return Err(StoreError(format!(
@@ -93,6 +118,30 @@ impl Store for MemoryStore {
         let counter = inner.counters.entry(key.to_string()).or_insert(0);
         *counter += delta;
         Ok(*counter)
+    }
+}
+
+impl MemoryInner {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.counters.contains_key(key) {
+            return Err(StoreError(format!(
+                "`{key}` is a counter; read it with increment"
+            )));
+        }
+        Ok(self.values.get(key).cloned())
+    }
+
+    fn set(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        if self.counters.contains_key(key) {
+            return Err(StoreError(format!("`{key}` is a counter")));
+        }
+        self.values.insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &str) {
+        self.values.remove(key);
+        self.counters.remove(key);
     }
 }
 

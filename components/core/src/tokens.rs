@@ -66,8 +66,19 @@ pub enum Refresh {
     None,
     /// A new refresh token (starting a family's chain).
     New,
-    /// A child from [`rotate`], already stored.
-    Child(String),
+    /// A child from [`rotate`].
+    Child(Box<Rotated>),
+}
+
+/// A refresh token's child, as [`rotate`] hands it to [`issue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    token: String,
+    /// The child's record, when this request is to store it (not when a retry finds it
+    /// stored already).
+    record: Option<RefreshRecord>,
+    /// The parent's record key.
+    parent: String,
 }
 
 /// The tokens of one successful token request.
@@ -149,25 +160,47 @@ pub fn new_family(env: &Env) -> String {
 
 /// Issue an access token (and a refresh token as `refresh` says) for `grant`.
 ///
-/// If the family is revoked while this runs (a code replay or refresh reuse racing it), the
-/// response still goes out but nothing it names stays valid: exactly as if the revocation had
-/// come a moment later.
+/// If the family is revoked while this runs (a code replay or refresh reuse racing it, or a
+/// revocation that ended before a rotation began), the response still goes out but nothing it
+/// names stays valid, the rotated parent included: exactly as if the revocation had come a
+/// moment later.
+///
+/// Store round trips: the slots of every member in one `increment`, every record in one batch
+/// (with the sweep index), then the revocation mark: the mark is read only after the members
+/// are listed, which is what makes a racing revocation find them or be found.
 pub fn issue(env: &Env, grant: &Grant, refresh: Refresh) -> Result<Issued, OAuthError> {
+    // Before any write: a stored key's read would otherwise send the writes early.
+    let signing_key = keys::signing_key(env)?;
     keep_family(env, &grant.family)?;
-    let refresh_token = match refresh {
-        Refresh::None => None,
+    let (refresh_token, to_store, parent) = match refresh {
+        Refresh::None => (None, None, None),
         Refresh::New => {
             let token = Secret::generate(env).expose().to_string();
-            store_refresh(env, &token, &new_refresh_record(env, grant))?;
-            Some(token)
+            (Some(token), Some(new_refresh_record(env, grant)), None)
         }
-        Refresh::Child(token) => Some(token),
+        Refresh::Child(child) => {
+            let Rotated {
+                token,
+                record,
+                parent,
+            } = *child;
+            (Some(token), record, Some(parent))
+        }
     };
-    let access_token = mint_access(env, grant)?;
+    let members = if to_store.is_some() { 2 } else { 1 };
+    let slots = records::take_slots(env, &family_key(&grant.family), members)?;
+    if let (Some(token), Some(record)) = (&refresh_token, &to_store) {
+        let (family, key) = (&grant.family, refresh_key(token));
+        put_member(env, family, *slots.start(), &key, record, record.exp)?;
+    }
+    let access_token = mint_access(env, grant, &signing_key, *slots.end())?;
     if is_revoked(env, &grant.family)? {
         records::delete(env, &access_key(&access_token))?;
         if let Some(token) = &refresh_token {
             records::delete(env, &refresh_key(token))?;
+        }
+        if let Some(parent) = &parent {
+            records::delete(env, parent)?;
         }
     }
     Ok(Issued {
@@ -180,17 +213,21 @@ pub fn issue(env: &Env, grant: &Grant, refresh: Refresh) -> Result<Issued, OAuth
 
 /// Rotate refresh token `presented` (whose live record is `record`): the child token, its
 /// grant bounded to `scope` (the record's, or less when the client's registered scope has
-/// narrowed since), or `invalid_grant` after revoking the family when this is reuse.
+/// narrowed since), for [`issue`] to store, or `invalid_grant` after revoking the family when
+/// this is reuse.
+///
+/// The family's revocation mark is not read first: a revoked family's members are deleted,
+/// so its tokens are normally unknown here, and a member that outlives a revocation (one in
+/// progress, or one whose revoker failed half-way) is caught by [`issue`], which reads the
+/// mark after listing the child and deletes what it issued and the parent. One round trip
+/// fewer per refresh; nothing issued into a revoked family stays valid either way.
 pub fn rotate(
     env: &Env,
     presented: &str,
     record: &RefreshRecord,
     scope: &str,
-) -> Result<String, OAuthError> {
+) -> Result<Rotated, OAuthError> {
     let revoked = || OAuthError::invalid_grant("the refresh token has been revoked");
-    if is_revoked(env, &record.family)? {
-        return Err(revoked());
-    }
     let key = refresh_key(presented);
     let child = child_of(presented, &record.salt);
     let now = env.now();
@@ -206,9 +243,12 @@ pub fn rotate(
         ..record.clone()
     };
     if records::claim(env, &key, Claim::Redeem)? {
-        store_refresh(env, &child, &child_record)?;
         mark_rotated(env, &key, record, now)?;
-        return Ok(child);
+        return Ok(Rotated {
+            token: child,
+            record: Some(child_record),
+            parent: key,
+        });
     }
     // Rotated before: a retry of the immediately previous token, or reuse.
     let Some(current) = records::get::<RefreshRecord>(env, &key)? else {
@@ -226,10 +266,12 @@ pub fn rotate(
     let child_used = records::claims(env, &refresh_key(&child), Claim::Redeem)? > 0;
     // Strictly within: a period of 0 has no second in which a retry is not reuse.
     if now < rotated_at + env.settings.refresh_grace_period && !child_used {
-        if find_refresh(env, &child)?.is_none() {
-            store_refresh(env, &child, &child_record)?;
-        }
-        return Ok(child);
+        let stored = find_refresh(env, &child)?.is_some();
+        return Ok(Rotated {
+            token: child,
+            record: (!stored).then_some(child_record),
+            parent: key,
+        });
     }
     revoke_family(env, &record.family)?;
     env.audit(
@@ -369,15 +411,16 @@ fn member_slot_key(family: &str, slot: i64) -> String {
     format!("family/{family}/{slot}")
 }
 
-/// List `member_key` in `family`, then write the member's record.
+/// List `member_key` in `family` at `slot` (taken with [`records::take_slots`]), then write
+/// the member's record.
 fn put_member<T: Serialize>(
     env: &Env,
     family: &str,
+    slot: i64,
     member_key: &str,
     record: &T,
     expires_at: u64,
 ) -> Result<(), StoreError> {
-    let slot = records::next_slot(env, &family_key(family))?;
     records::put(
         env,
         &member_slot_key(family, slot),
@@ -387,8 +430,12 @@ fn put_member<T: Serialize>(
     records::put(env, member_key, record, Some(expires_at))
 }
 
-fn mint_access(env: &Env, grant: &Grant) -> Result<String, OAuthError> {
-    let key = keys::signing_key(env)?;
+fn mint_access(
+    env: &Env,
+    grant: &Grant,
+    key: &keys::SigningKey,
+    slot: i64,
+) -> Result<String, OAuthError> {
     let now = env.now();
     let exp = now + env.settings.access_token_lifetime;
     let jti = URL_SAFE_NO_PAD.encode(env.random_bytes::<16>());
@@ -420,7 +467,7 @@ fn mint_access(env: &Env, grant: &Grant) -> Result<String, OAuthError> {
         family: grant.family.clone(),
         username: grant.username.clone(),
     };
-    put_member(env, &grant.family, &access_key(&token), &record, exp)?;
+    put_member(env, &grant.family, slot, &access_key(&token), &record, exp)?;
     Ok(token)
 }
 
@@ -439,10 +486,6 @@ fn new_refresh_record(env: &Env, grant: &Grant) -> RefreshRecord {
         salt: new_salt(env),
         rotated_at: None,
     }
-}
-
-fn store_refresh(env: &Env, token: &str, record: &RefreshRecord) -> Result<(), StoreError> {
-    put_member(env, &record.family, &refresh_key(token), record, record.exp)
 }
 
 /// Record when `record` (under `key`) was rotated. Its expiry stays, so that a late reuse is
@@ -533,6 +576,7 @@ mod tests {
         drop(env); // the request ends: its records join the sweep index
         let env = h.env();
         while records::sweep_some(&env).unwrap() > 0 {}
+        drop(env); // the request ends: its deletes go out
         let left: Vec<String> = h
             .store
             .keys()

@@ -1,5 +1,5 @@
-//! [`Store`] over `wasi:keyvalue/store` and `wasi:keyvalue/atomics` (`0.2.0-draft2`, the
-//! version Spin 4 accepts).
+//! [`Store`] over `wasi:keyvalue/store`, `atomics` and `batch` (`0.2.0-draft2`, the version
+//! Spin 4 accepts).
 //!
 //! One bucket, the manifest's `default` store, opened at most once per request and only when
 //! the core first touches the store. Keys are used exactly as the core names them (no
@@ -14,8 +14,8 @@ use std::cell::OnceCell;
 
 use mcp_auth_core::{Store, StoreError};
 
-use crate::bindings::wasi::keyvalue::atomics;
 use crate::bindings::wasi::keyvalue::store::{self, Bucket};
+use crate::bindings::wasi::keyvalue::{atomics, batch};
 
 /// The store label every component opens (`key_value_stores = ["default"]` in spin.toml).
 pub const BUCKET: &str = "default";
@@ -56,6 +56,39 @@ impl Store for KeyValue {
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         atomics::increment(self.bucket()?, key, delta).map_err(|e| store_error("increment", key, e))
+    }
+
+    /// `get-many`, its entries matched by key: Spin's SQLite store leaves missing keys out
+    /// (and need not keep the order), our host answers `none` for them.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found: std::collections::HashMap<String, Option<Vec<u8>>> =
+            batch::get_many(self.bucket()?, keys)
+                .map_err(|e| store_error("get-many", &keys[0], e))?
+                .into_iter()
+                .collect();
+        Ok(keys
+            .iter()
+            .map(|key| found.get_mut(key).and_then(Option::take))
+            .collect())
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        match entries.first() {
+            None => Ok(()),
+            Some((first, _)) => batch::set_many(self.bucket()?, entries)
+                .map_err(|e| store_error("set-many", first, e)),
+        }
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        match keys.first() {
+            None => Ok(()),
+            Some(first) => batch::delete_many(self.bucket()?, keys)
+                .map_err(|e| store_error("delete-many", first, e)),
+        }
     }
 }
 

@@ -237,7 +237,7 @@ mod config {
 }
 
 use config::wasi::config::store as cfg;
-use keyvalue::wasi::keyvalue::{atomics, store as kv};
+use keyvalue::wasi::keyvalue::{atomics, batch, store as kv};
 
 /// Values and counters kept apart, as Spin's SQLite store does.
 #[derive(Default)]
@@ -358,6 +358,47 @@ impl atomics::Host for State {
         Err(atomics::CasError::StoreError(kv::Error::Other(
             "compare-and-swap is not offered (unusable under Spin)".into(),
         )))
+    }
+}
+
+/// As Spin's SQLite store does: `get-many` leaves missing keys out and answers in no
+/// particular order (here reversed), so the guest must match entries by key.
+impl batch::Host for State {
+    fn get_many(
+        &mut self,
+        bucket: Resource<kv::Bucket>,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, kv::Error> {
+        let mut found = Vec::new();
+        for key in keys.into_iter().rev() {
+            let bucket = Resource::new_own(bucket.rep());
+            if let Some(value) = kv::HostBucket::get(self, bucket, key.clone())? {
+                found.push((key, Some(value)));
+            }
+        }
+        Ok(found)
+    }
+
+    fn set_many(
+        &mut self,
+        bucket: Resource<kv::Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), kv::Error> {
+        for (key, value) in key_values {
+            kv::HostBucket::set(self, Resource::new_own(bucket.rep()), key, value)?;
+        }
+        Ok(())
+    }
+
+    fn delete_many(
+        &mut self,
+        bucket: Resource<kv::Bucket>,
+        keys: Vec<String>,
+    ) -> Result<(), kv::Error> {
+        for key in keys {
+            kv::HostBucket::delete(self, Resource::new_own(bucket.rep()), key)?;
+        }
+        Ok(())
     }
 }
 

@@ -414,6 +414,52 @@ impl Store for SqliteStore {
             .await
     }
 
+    /// One read transaction, so every value comes from the same snapshot of the file.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let (label, keys) = (self.label.clone(), keys.to_vec());
+        self.file
+            .read(move |conn| {
+                conn.execute_batch("BEGIN")?;
+                let values: rusqlite::Result<Vec<_>> = keys
+                    .iter()
+                    .map(|key| select_value(conn, &label, key))
+                    .collect();
+                // Ended whatever happened, so the connection goes back to the pool outside a
+                // transaction.
+                let ended = conn.execute_batch("COMMIT");
+                let values = values?;
+                ended.map(|()| values)
+            })
+            .await
+    }
+
+    /// One write of the group commit: every pair or none.
+    async fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), Error> {
+        let (label, entries) = (self.label.clone(), entries.to_vec());
+        self.file
+            .write(move |tx| {
+                for (key, value) in &entries {
+                    upsert(tx, &label, key, value)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// One write of the group commit: every key or none.
+    async fn delete_many(&self, keys: &[String]) -> Result<(), Error> {
+        let (label, keys) = (self.label.clone(), keys.to_vec());
+        self.file
+            .write(move |tx| {
+                let mut delete = tx.prepare_cached(DELETE)?;
+                for key in &keys {
+                    delete.execute((&*label, key))?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn exists(&self, key: &str) -> Result<bool, Error> {
         let (label, key) = (self.label.clone(), key.to_owned());
         self.file

@@ -1,6 +1,6 @@
 //! Key-value backends for the mcp-auth host, behind one narrow async trait.
 //!
-//! The host implements `wasi:keyvalue/store` and `wasi:keyvalue/atomics` (0.2.0-draft2) over
+//! The host implements `wasi:keyvalue/store`, `atomics` and `batch` (0.2.0-draft2) over
 //! [`Store`]. Each backend passes the same conformance suite (`tests/all/conformance.rs`):
 //!
 //! - [`embedded`]: the default, a SQLite file in Spin's layout, so a data directory moves between
@@ -54,6 +54,33 @@ pub trait Store: Send + Sync + 'static {
     async fn exists(&self, key: &str) -> Result<bool, Error>;
     /// Every key (Spin ignores list cursors too).
     async fn list_keys(&self) -> Result<Vec<String>, Error>;
+    /// The values under `keys`, one per key in the order asked, `None` for an absent key.
+    ///
+    /// One round trip to the backend for the whole list, read at one point in time. The
+    /// default asks key by key, for a backend with nothing better.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
+    /// Store every `(key, value)`, as [`Store::set`] does each; a key given twice ends with its
+    /// last value. One round trip, all or nothing (the default, key by key, is neither).
+    async fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), Error> {
+        for (key, value) in entries {
+            self.set(key, value).await?;
+        }
+        Ok(())
+    }
+    /// Remove every key of `keys` (absent ones are skipped). One round trip, all or nothing
+    /// (the default, key by key, is neither).
+    async fn delete_many(&self, keys: &[String]) -> Result<(), Error> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
     /// Atomically add `delta` to the counter under `key` (missing = 0); the new value.
     ///
     /// A key holding something other than a counter, or a result outside `i64`, is an

@@ -42,6 +42,27 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let entries = self.entries();
+        Ok(keys.iter().map(|key| entries.get(key).cloned()).collect())
+    }
+
+    async fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), Error> {
+        let mut entries = self.entries();
+        for (key, value) in pairs {
+            entries.insert(key.clone(), value.clone());
+        }
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<(), Error> {
+        let mut entries = self.entries();
+        for key in keys {
+            entries.remove(key);
+        }
+        Ok(())
+    }
+
     async fn exists(&self, key: &str) -> Result<bool, Error> {
         Ok(self.entries().contains_key(key))
     }

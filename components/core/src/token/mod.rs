@@ -62,6 +62,7 @@ fn serve(env: &Env, req: &Request, params: &Params) -> Result<Response, OAuthErr
             ))
         }
     };
+    env.prefetch(&read_ahead(env, req, params));
     let client = client::authenticate(env, req, params)?;
     limit_client(env, req, &client)?;
     let (grant, refresh) = exchange(env, &client, params)?;
@@ -89,6 +90,32 @@ fn limit(env: &Env, req: &Request, id: &str) -> Result<(), OAuthError> {
     let subject = format!("{id}\n{}", req.client_addr.as_deref().unwrap_or_default());
     let _ = limits::count(env, Limit::TokenPerClient, &subject)?;
     Ok(())
+}
+
+/// The keys a token request reads before it writes, read in one batch: the client's record,
+/// the code or refresh token with the client's tombstone, and the stored signing key. Reading
+/// them early changes nothing: no write of this request comes before them.
+fn read_ahead(env: &Env, req: &Request, params: &Params) -> Vec<String> {
+    let Some(client_id) = client::stored_id(env, req, params) else {
+        return Vec::new();
+    };
+    let mut keys = vec![client::key(&client_id)];
+    if env.settings.signing_keys.is_empty() {
+        keys.push(crate::keys::STORED_KEY.to_string());
+    }
+    match (
+        params.get("grant_type"),
+        params.get("code"),
+        params.get("refresh_token"),
+    ) {
+        (Some("authorization_code"), Some(code), _) => keys.push(crate::grants::code_key(code)),
+        (Some("refresh_token"), _, Some(token)) => {
+            keys.push(tokens::refresh_key(token));
+            keys.push(tokens::tombstone_key(&client_id));
+        }
+        _ => {}
+    }
+    keys
 }
 
 /// What a grant asks to issue once its request is valid.

@@ -45,7 +45,7 @@ pub(super) fn exchange(env: &Env, client: &Client, params: &Params) -> Exchange 
         family: record.family,
         username: record.username,
     };
-    Ok((grant, Refresh::Child(child)))
+    Ok((grant, Refresh::Child(Box::new(child))))
 }
 
 /// The part of the granted scope the client's registration still allows; `invalid_grant`

@@ -238,6 +238,80 @@ pub async fn refused_writes_do_not_disturb_others(store: Arc<dyn Store>) {
     );
 }
 
+/// `get_many` answers one entry per key, in the order asked, `None` for missing keys;
+/// `set_many` and `delete_many` do what `set` and `delete` do to each key.
+pub async fn batch_semantics(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.get_many(&[]).await.unwrap(),
+        Vec::<Option<Vec<u8>>>::new()
+    );
+    store.set_many(&[]).await.unwrap();
+    store.delete_many(&[]).await.unwrap();
+
+    store.set("kept", b"old").await.unwrap();
+    let entries = vec![
+        ("a".to_string(), b"one".to_vec()),
+        ("kept".to_string(), b"new".to_vec()),
+        ("empty".to_string(), Vec::new()),
+        ("a".to_string(), b"last".to_vec()),
+    ];
+    store.set_many(&entries).await.unwrap();
+    store.increment("counter", 7).await.unwrap();
+    let keys = ["missing", "kept", "a", "empty", "a", "counter"].map(String::from);
+    assert_eq!(
+        store.get_many(&keys).await.unwrap(),
+        vec![
+            None,
+            Some(b"new".to_vec()),
+            Some(b"last".to_vec()),
+            Some(Vec::new()),
+            Some(b"last".to_vec()),
+            store.get("counter").await.unwrap(),
+        ],
+        "one entry per key asked, in order; a repeated key in set_many ends with its last value"
+    );
+    assert_eq!(
+        store.increment("counter", 0).await.unwrap(),
+        7,
+        "a counter read by get_many is untouched"
+    );
+
+    store
+        .delete_many(&["a", "missing", "counter"].map(String::from))
+        .await
+        .unwrap();
+    assert_eq!(store.get("a").await.unwrap(), None);
+    assert_eq!(store.increment("counter", 0).await.unwrap(), 0);
+    let mut left = store.list_keys().await.unwrap();
+    left.sort();
+    assert_eq!(left, ["counter", "empty", "kept"]);
+}
+
+/// A batch write is seen whole or not at all by a batch read that races it (one SQLite
+/// transaction, one Redis command, one lock).
+pub async fn batches_are_not_seen_half_done(store: Arc<dyn Store>) {
+    let keys: Vec<String> = (0..20).map(|i| format!("pair/{i}")).collect();
+    let writer = {
+        let (store, keys) = (store.clone(), keys.clone());
+        tokio::spawn(async move {
+            for round in 0..200u32 {
+                let value = round.to_le_bytes().to_vec();
+                let entries: Vec<_> = keys.iter().map(|k| (k.clone(), value.clone())).collect();
+                store.set_many(&entries).await.unwrap();
+            }
+        })
+    };
+    while !writer.is_finished() {
+        let values = store.get_many(&keys).await.unwrap();
+        assert!(
+            values.windows(2).all(|w| w[0] == w[1]),
+            "a batch read saw part of a batch write: {values:?}"
+        );
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+}
+
 /// One `#[tokio::test]` per case for a backend. `$open` is an async expression giving
 /// `(Arc<dyn Store>, guard)`, a fresh, empty store and whatever must live as long as it.
 macro_rules! conformance_suite {
@@ -251,7 +325,8 @@ macro_rules! conformance_suite {
                 increment_on_non_counter_is_an_error, compare_and_swap_semantics,
                 increment_exactly_once_under_concurrency,
                 compare_and_swap_exactly_once_under_concurrency,
-                refused_writes_do_not_disturb_others);
+                refused_writes_do_not_disturb_others, batch_semantics,
+                batches_are_not_seen_half_done);
         }
     };
     (@cases $open:expr; $($case:ident),*) => {
