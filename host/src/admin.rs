@@ -149,12 +149,16 @@ impl Admin {
                 &SystemRng,
                 self.settings.clone(),
             );
-            let result = operation(&env);
+            // The core holds a request's writes until its next read or its end: send them
+            // now, so that a store failure is reported rather than lost in `Env`'s drop.
+            let result = operation(&env).and_then(|value| {
+                env.flush()?;
+                Ok(value)
+            });
             for event in env.take_audit() {
                 eprintln!("{}", event.to_line());
             }
             result
-            // `env` drops here: its records join the sweep index.
         };
         result.map_err(|e| self.store.explain(e.description))
     }
