@@ -154,6 +154,7 @@ mod tests {
         let h = Harness::new();
         let env = h.env();
         let sealed = key(&env).unwrap().seal(&env, "n", b"v").unwrap();
+        env.flush().unwrap();
         let stored = h.store.snapshot()[STORED_KEY].clone();
         assert_eq!(key(&h.env()).unwrap().open("n", &sealed).unwrap(), b"v");
         assert_eq!(h.store.snapshot()[STORED_KEY], stored);
