@@ -182,6 +182,10 @@ fn spawn(
     command
         .env_clear()
         .env("RUST_LOG", "info,wasmtime=warn,cranelift=warn");
+    // Except the host's instance reuse: `scripts/test` runs the suite again with reuse on.
+    if let Ok(reuse) = std::env::var("MCP_AUTH_INSTANCE_REUSE") {
+        command.env("MCP_AUTH_INSTANCE_REUSE", reuse);
+    }
     command.env(
         "MCP_AUTH_SERVER_URL",
         options.issuer.as_deref().unwrap_or(base),
