@@ -70,23 +70,8 @@ pub struct State {
 /// Registers a confidential client, obtains an access token as the machine client, and
 /// `chains` refresh tokens (each through the built-in login, demo/demo, and a code exchange).
 pub async fn set_up(addr: SocketAddr, chains: usize) -> Result<State, String> {
-    let registered = json_answer(
-        addr,
-        post_json(
-            "/register",
-            &json!({
-                "client_name": "Bench Client",
-                "redirect_uris": [REDIRECT],
-                "grant_types": ["authorization_code", "refresh_token"],
-                "token_endpoint_auth_method": "client_secret_basic",
-                "scope": "mcp:read mcp:write offline_access",
-            }),
-        ),
-        StatusCode::CREATED,
-    )
-    .await?;
-    let client_id = text(&registered, "client_id")?;
-    let client_secret = text(&registered, "client_secret")?;
+    let (client_id, client_secret) =
+        register_confidential(addr, "mcp:read mcp:write offline_access").await?;
     let issued = json_answer(
         addr,
         post_form(
@@ -440,6 +425,44 @@ pub async fn json_answer(
 }
 
 /// A string field of a JSON object.
+/// Registers a confidential client for the code and refresh grants (RFC 7591, as every system
+/// of the bench serves it): its `(client_id, client_secret)`.
+pub async fn register_confidential(
+    addr: SocketAddr,
+    scope: &str,
+) -> Result<(String, String), String> {
+    let registered = json_answer(
+        addr,
+        post_json(
+            "/register",
+            &json!({
+                "client_name": "Bench Client",
+                "redirect_uris": [REDIRECT],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "scope": scope,
+            }),
+        ),
+        StatusCode::CREATED,
+    )
+    .await?;
+    Ok((
+        text(&registered, "client_id")?,
+        text(&registered, "client_secret")?,
+    ))
+}
+
+/// The `refresh_tokens` a peer's bench-only seeding route (`POST /bench/refresh-tokens`)
+/// answered.
+pub fn seeded_refresh_tokens(seeded: &Value) -> Result<Vec<String>, String> {
+    seeded["refresh_tokens"]
+        .as_array()
+        .ok_or("no refresh_tokens seeded")?
+        .iter()
+        .map(|t| t.as_str().map(str::to_owned).ok_or("not a string".into()))
+        .collect()
+}
+
 pub fn text(value: &Value, name: &str) -> Result<String, String> {
     value[name]
         .as_str()

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::Command;
 
 use http::StatusCode;
-use serde_json::Value;
 
 use crate::load::Fixed;
 use crate::mcp_auth::{self, basic, get, json_answer, post_form, text, Refresh, RESOURCE};
@@ -72,12 +71,7 @@ pub async fn set_up(addr: SocketAddr, chains: usize) -> Result<State, String> {
         StatusCode::OK,
     )
     .await?;
-    let refresh_tokens = seeded["refresh_tokens"]
-        .as_array()
-        .ok_or("no refresh_tokens seeded")?
-        .iter()
-        .map(|t: &Value| t.as_str().map(str::to_owned).ok_or("not a string"))
-        .collect::<Result<_, _>>()?;
+    let refresh_tokens = mcp_auth::seeded_refresh_tokens(&seeded)?;
     Ok(State {
         access_token: text(&issued, "access_token")?,
         refresh_tokens,

@@ -10,15 +10,12 @@ use std::process::Command;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::load::{expect_status, Fixed, Script};
-use crate::mcp_auth::{self, basic, get, json_answer, post_form, post_json, text, RESOURCE};
+use crate::mcp_auth::{self, basic, get, json_answer, post_form, text, RESOURCE};
 use crate::process::{free_addr, Process};
 
-/// Where the client registered for the refresh scenario would be sent back to (nothing
-/// listens there: no sign-in runs through a browser).
-const REDIRECT: &str = "http://127.0.0.1:49152/callback";
 /// The stamp in the virtual environment: the `requirements.txt` it was installed from.
 const STAMP: &str = "bench-requirements.txt";
 
@@ -106,23 +103,8 @@ pub struct State {
 /// `chains` refresh tokens (sign-ins and code exchanges through the provider's own methods,
 /// `POST /bench/refresh-tokens`) and an access token of that client to introspect.
 pub async fn set_up(addr: SocketAddr, chains: usize) -> Result<State, String> {
-    let registered = json_answer(
-        addr,
-        post_json(
-            "/register",
-            &json!({
-                "client_name": "Bench Client",
-                "redirect_uris": [REDIRECT],
-                "grant_types": ["authorization_code", "refresh_token"],
-                "token_endpoint_auth_method": "client_secret_basic",
-                "scope": "mcp:read mcp:write",
-            }),
-        ),
-        StatusCode::CREATED,
-    )
-    .await?;
-    let client_id = text(&registered, "client_id")?;
-    let client_secret = text(&registered, "client_secret")?;
+    let (client_id, client_secret) =
+        mcp_auth::register_confidential(addr, "mcp:read mcp:write").await?;
     let seeded = json_answer(
         addr,
         post_form(
@@ -133,12 +115,7 @@ pub async fn set_up(addr: SocketAddr, chains: usize) -> Result<State, String> {
         StatusCode::OK,
     )
     .await?;
-    let refresh_tokens = seeded["refresh_tokens"]
-        .as_array()
-        .ok_or("no refresh_tokens seeded")?
-        .iter()
-        .map(|t: &Value| t.as_str().map(str::to_owned).ok_or("not a string"))
-        .collect::<Result<_, _>>()?;
+    let refresh_tokens = mcp_auth::seeded_refresh_tokens(&seeded)?;
     Ok(State {
         basic: basic(&client_id, &client_secret),
         client_id,
