@@ -113,6 +113,11 @@ pub struct Env<'a> {
     pending: RefCell<BTreeMap<String, Option<Vec<u8>>>>,
     /// Values read ahead by [`Env::prefetch`], each served to one [`Env::read`] only.
     prefetched: RefCell<HashMap<String, Option<Vec<u8>>>>,
+    /// The failure of a flush whose writes may not all have been applied. It stays: every
+    /// later flush (the one before the response included) fails with it, so a request whose
+    /// writes were lost can never be answered as a success, even when a caller ignored the
+    /// first error (a best-effort sweep, say).
+    lost_writes: RefCell<Option<StoreError>>,
 }
 
 impl<'a> Env<'a> {
@@ -133,6 +138,7 @@ impl<'a> Env<'a> {
             unindexed: RefCell::new(Vec::new()),
             pending: RefCell::new(BTreeMap::new()),
             prefetched: RefCell::new(HashMap::new()),
+            lost_writes: RefCell::new(None),
         }
     }
 
@@ -224,6 +230,17 @@ impl<'a> Env<'a> {
     /// `delete-many`. The handler calls it before its response goes out ([`crate::handle`]),
     /// so nothing a client is told about is left unwritten; a failure is the store's 503.
     pub fn flush(&self) -> Result<(), StoreError> {
+        if let Some(err) = &*self.lost_writes.borrow() {
+            return Err(err.clone());
+        }
+        let sent = self.send_pending();
+        if let Err(err) = &sent {
+            *self.lost_writes.borrow_mut() = Some(err.clone());
+        }
+        sent
+    }
+
+    fn send_pending(&self) -> Result<(), StoreError> {
         crate::records::index_for_sweep(self)?;
         let pending = std::mem::take(&mut *self.pending.borrow_mut());
         let (mut sets, mut deletes) = (Vec::new(), Vec::new());
@@ -258,5 +275,63 @@ impl<'a> Env<'a> {
 impl Drop for Env<'_> {
     fn drop(&mut self) {
         let _ = self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::testing::{Harness, MemoryStore};
+
+    /// The memory store, except that its first `set-many` fails (a store going down).
+    struct FailsOnce {
+        inner: MemoryStore,
+        failed: Cell<bool>,
+    }
+
+    impl Store for FailsOnce {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+            self.inner.set(key, value)
+        }
+        fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.inner.delete(key)
+        }
+        fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+            self.inner.increment(key, delta)
+        }
+        fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+            if !self.failed.replace(true) {
+                return Err(StoreError("connection refused".into()));
+            }
+            self.inner.set_many(entries)
+        }
+    }
+
+    #[test]
+    fn writes_lost_by_a_failed_flush_fail_every_later_flush() {
+        let h = Harness::new();
+        let store = FailsOnce {
+            inner: MemoryStore::default(),
+            failed: Cell::new(false),
+        };
+        let env = Env::new(
+            &store,
+            &h.upstream,
+            &h.clock,
+            &h.rng,
+            h.env().settings.clone(),
+        );
+        env.write("client/a", b"registered".to_vec());
+        // A caller that ignores this error (a best-effort step) ...
+        assert!(env.increment("counter", 1).is_err());
+        // ... must not let the request be answered as if its write had been made.
+        assert!(env.flush().is_err());
+        assert!(env.flush().is_err());
+        assert_eq!(store.inner.get("client/a").unwrap(), None);
     }
 }
