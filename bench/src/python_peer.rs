@@ -13,7 +13,7 @@ use http_body_util::Full;
 use serde_json::Value;
 
 use crate::load::{expect_status, Fixed, Script};
-use crate::mcp_auth::{self, basic, get, json_answer, post_form, text, RESOURCE};
+use crate::mcp_auth::{self, basic, json_answer, post_form, text, RESOURCE};
 use crate::process::{free_addr, Process};
 
 /// The stamp in the virtual environment: the `requirements.txt` it was installed from.
@@ -124,19 +124,9 @@ pub async fn set_up(addr: SocketAddr, chains: usize) -> Result<State, String> {
     })
 }
 
-/// The SDK's metadata route (RFC 8414).
-pub fn discovery() -> Fixed {
-    Fixed {
-        request: get("/.well-known/oauth-authorization-server", &[]),
-        expect: StatusCode::OK,
-        contains: None,
-    }
-}
-
-/// The SDK's registration route, with the same body as ours.
-pub fn registration() -> Fixed {
-    mcp_auth::registration_at("/register")
-}
+/// The SDK's metadata (RFC 8414) and registration routes are where ours are, and take the
+/// same requests.
+pub use mcp_auth::{discovery, registration};
 
 /// The example's introspection endpoint, which asks no credentials of the resource server.
 pub fn introspection(state: &State) -> Fixed {
