@@ -46,6 +46,7 @@ struct Inner {
     requests: BTreeMap<(String, u16), u64>,
     durations: BTreeMap<String, Histogram>,
     traps: BTreeMap<String, u64>,
+    memory_grown: BTreeMap<String, u64>,
     store_errors: BTreeMap<String, u64>,
 }
 
@@ -79,6 +80,15 @@ impl Metrics {
     /// Records a guest trap (including time-outs and memory exhaustion).
     pub fn trap(&self, component: &str) {
         *self.lock().traps.entry(component.to_owned()).or_default() += 1;
+    }
+
+    /// Records a request whose instance grew its linear memory (see `GuestLimits`).
+    pub fn memory_grown(&self, component: &str) {
+        *self
+            .lock()
+            .memory_grown
+            .entry(component.to_owned())
+            .or_default() += 1;
     }
 
     /// Records a key-value backend failure.
@@ -149,29 +159,42 @@ fn write_all(inner: &Inner, out: &mut String) -> std::fmt::Result {
             h.count
         )?;
     }
-    writeln!(
+    counter(
         out,
-        "# HELP mcp_auth_guest_traps_total Guest traps, time-outs and memory exhaustion."
+        "mcp_auth_guest_traps_total",
+        "Guest traps, time-outs and memory exhaustion.",
+        "component",
+        &inner.traps,
     )?;
-    writeln!(out, "# TYPE mcp_auth_guest_traps_total counter")?;
-    for (component, n) in &inner.traps {
-        writeln!(
-            out,
-            "mcp_auth_guest_traps_total{{component=\"{}\"}} {n}",
-            escape(component)
-        )?;
-    }
-    writeln!(
+    counter(
         out,
-        "# HELP mcp_auth_store_errors_total Key-value backend errors, by store label."
+        "mcp_auth_guest_memory_grown_total",
+        "Requests whose instance grew its linear memory; each costs a flush of every core's \
+         TLB when its pool slot is next used.",
+        "component",
+        &inner.memory_grown,
     )?;
-    writeln!(out, "# TYPE mcp_auth_store_errors_total counter")?;
-    for (label, n) in &inner.store_errors {
-        writeln!(
-            out,
-            "mcp_auth_store_errors_total{{store=\"{}\"}} {n}",
-            escape(label)
-        )?;
+    counter(
+        out,
+        "mcp_auth_store_errors_total",
+        "Key-value backend errors, by store label.",
+        "store",
+        &inner.store_errors,
+    )
+}
+
+/// A counter with one label.
+fn counter(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &BTreeMap<String, u64>,
+) -> std::fmt::Result {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} counter")?;
+    for (value, n) in values {
+        writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(value))?;
     }
     Ok(())
 }
@@ -195,6 +218,7 @@ mod tests {
         m.request("token", 200, Duration::from_millis(30));
         m.request("token", 500, Duration::from_secs(20));
         m.trap("token");
+        m.memory_grown("discovery");
         m.store_error("default");
         let text = m.render();
         assert!(text.contains("mcp_auth_requests_total{component=\"token\",status=\"200\"} 2"));
@@ -212,6 +236,7 @@ mod tests {
         ));
         assert!(text.contains("mcp_auth_request_duration_seconds_count{component=\"token\"} 3"));
         assert!(text.contains("mcp_auth_guest_traps_total{component=\"token\"} 1"));
+        assert!(text.contains("mcp_auth_guest_memory_grown_total{component=\"discovery\"} 1"));
         assert!(text.contains("mcp_auth_store_errors_total{store=\"default\"} 1"));
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }

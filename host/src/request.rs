@@ -22,7 +22,7 @@ use crate::instances::{self, Checkout, Instance, Slot};
 use crate::metrics::Metrics;
 use crate::outbound::OutboundHooks;
 use crate::routing::RouteMatch;
-use crate::state::{GuestOutput, HostState};
+use crate::state::{GuestLimits, GuestOutput, HostState};
 use crate::Limits;
 
 /// How long after the guest's deadline the whole request is abandoned.
@@ -185,6 +185,7 @@ fn start_guest(
     };
     let store = slot.store();
     set_deadline(store, deadline);
+    store.data_mut().limits.grew = false;
     let req = store
         .data_mut()
         .http()
@@ -213,6 +214,9 @@ fn start_guest(
         };
         match outcome {
             Ok(mut instance) => {
+                if instance.store.data().limits.grew {
+                    metrics.memory_grown(&component.id);
+                }
                 instance.served += 1;
                 let reusable = instance.served < reuse && instance.is_clean();
                 tracing::debug!(component = %component.id, served = instance.served, reusable, "request done");
@@ -250,9 +254,11 @@ fn new_store(shared: &Shared, component: &LoadedComponent) -> Store<HostState> {
             connect_timeout: limits.outbound_connect_timeout,
             first_byte_timeout: limits.outbound_first_byte_timeout,
         },
-        limits: StoreLimitsBuilder::new()
-            .memory_size(limits.max_memory_bytes)
-            .build(),
+        limits: GuestLimits::new(
+            StoreLimitsBuilder::new()
+                .memory_size(limits.max_memory_bytes)
+                .build(),
+        ),
         kv: component.kv.clone(),
         config: component.config.clone(),
         metrics: shared.metrics.clone(),

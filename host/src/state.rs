@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
 use wasmtime::component::ResourceTable;
-use wasmtime::StoreLimits;
+use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -26,7 +26,7 @@ pub struct HostState {
     pub(crate) http: WasiHttpCtx,
     pub(crate) table: ResourceTable,
     pub(crate) hooks: OutboundHooks,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: GuestLimits,
     pub(crate) kv: KeyValueAccess,
     pub(crate) config: ComponentConfig,
     pub(crate) metrics: Arc<Metrics>,
@@ -50,6 +50,71 @@ impl WasiHttpView for HostState {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
+    }
+}
+
+/// The store's resource limiter: the memory bound of [`StoreLimits`], and whether a linear
+/// memory grew past the size it was created with during the current request.
+///
+/// Growth is what makes the next instance in the same pool slot expensive: wasmtime then
+/// shrinks the slot's accessible memory back with an `mprotect`, which flushes the TLB of
+/// every core the process runs on. The components start with heap to spare (see
+/// `mcp_auth_wasi::reserve_heap`), and `mcp_auth_guest_memory_grown_total` shows whether they
+/// stay within it.
+pub(crate) struct GuestLimits {
+    limits: StoreLimits,
+    pub(crate) grew: bool,
+}
+
+impl GuestLimits {
+    pub(crate) fn new(limits: StoreLimits) -> Self {
+        GuestLimits {
+            limits,
+            grew: false,
+        }
+    }
+}
+
+impl ResourceLimiter for GuestLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        // A memory being created is "grown" from 0 to its initial size: not a growth.
+        self.grew |= allowed && current > 0 && desired > current;
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 

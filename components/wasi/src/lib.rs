@@ -78,6 +78,7 @@ macro_rules! export {
         impl $crate::bindings::Guest for $component {
             fn wizer_initialize() {
                 ($initialize)();
+                $crate::reserve_heap();
             }
         }
         $crate::bindings::export_bindings!($component);
@@ -90,6 +91,30 @@ macro_rules! export {
 /// the result requires. The other components leave it out, and with it the code.
 pub fn precompute_signing() {
     mcp_auth_core::keys::precompute();
+}
+
+/// What a request may allocate without growing the linear memory, reserved at
+/// pre-initialization.
+const HEAP_HEADROOM: usize = 1 << 20;
+
+/// Part of every `wizer-initialize`: grows the heap by [`HEAP_HEADROOM`] and frees it again, so
+/// that the snapshot starts with that much free heap. A request that grows the memory beyond
+/// its initial size makes wasmtime shrink it back when the next instance takes the slot, an
+/// `mprotect` that flushes the TLB of every core the process runs on; with the headroom
+/// requests allocate from the heap they start with (`mcp_auth_guest_memory_grown_total` on the
+/// host's metrics says whether they do). The freed pages are zero and untouched: they add
+/// nothing to the snapshot's data. Without pre-initialization (Spin) this is never called.
+pub fn reserve_heap() {
+    let layout = std::alloc::Layout::new::<[u8; HEAP_HEADROOM]>();
+    // SAFETY: the layout has a non-zero size; the block is freed at once, untouched, and only
+    // when the allocation succeeded (a failure leaves the heap as it was, which is harmless).
+    unsafe {
+        // Kept opaque: an allocation that is freed unused may otherwise be optimised away.
+        let block = std::hint::black_box(std::alloc::alloc(layout));
+        if !block.is_null() {
+            std::alloc::dealloc(block, layout);
+        }
+    }
 }
 
 pub use bindings::exports::wasi::http::incoming_handler::Guest as IncomingHandler;

@@ -337,10 +337,24 @@ async fn metrics_count_requests() {
     for _ in 0..3 {
         host.get("/ok").await;
     }
+    // Requests that fit in the memory they start with do not count as grown.
+    assert!(
+        !host
+            .server
+            .metrics()
+            .contains("mcp_auth_guest_memory_grown_total{"),
+        "{}",
+        host.server.metrics()
+    );
+    assert_eq!(host.get("/grow?bytes=4000000").await, (200, "grown".into()));
     host.get("/trap").await;
     let text = host.server.metrics();
     assert!(
-        text.contains("mcp_auth_requests_total{component=\"guest\",status=\"200\"} 3"),
+        text.contains("mcp_auth_guest_memory_grown_total{component=\"guest\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mcp_auth_requests_total{component=\"guest\",status=\"200\"} 4"),
         "{text}"
     );
     assert!(
@@ -348,7 +362,7 @@ async fn metrics_count_requests() {
         "{text}"
     );
     assert!(
-        text.contains("mcp_auth_request_duration_seconds_count{component=\"guest\"} 4"),
+        text.contains("mcp_auth_request_duration_seconds_count{component=\"guest\"} 5"),
         "{text}"
     );
     assert!(

@@ -11,6 +11,32 @@ use crate::support::*;
 
 on_each_store!(flow);
 
+/// Every component serves the whole flow in the memory it starts with (the heap its
+/// pre-initialization reserved): a request that grows it makes the next instance in its pool
+/// slot flush every core's TLB, which once halved discovery's throughput.
+#[test]
+fn the_flow_runs_in_the_memory_the_components_start_with() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let metrics_port = free_port();
+    let options =
+        HostOptions::default().arg("metrics-listen", &format!("127.0.0.1:{metrics_port}"));
+    let host = Host::start(dir.path(), &options);
+    flow(&host);
+    let metrics = Browser::new()
+        .get(&format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .body;
+    assert!(
+        metrics.contains("mcp_auth_requests_total{component=\"discovery\",status=\"200\"}")
+            && metrics.contains("mcp_auth_requests_total{component=\"token\",status=\"200\"}"),
+        "{metrics}"
+    );
+    let grown: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("mcp_auth_guest_memory_grown_total{"))
+        .collect();
+    assert!(grown.is_empty(), "{grown:?}");
+}
+
 #[test]
 fn a_sign_in_continues_only_in_the_browser_that_started_it() {
     with_host(Store::Embedded, |host| {

@@ -149,6 +149,11 @@ impl IncomingHandler for TestGuest {
                 let len = read_request_body(&request);
                 (200, len.to_string().into_bytes())
             }
+            "/grow" => {
+                let n: usize = param("bytes").parse().unwrap_or(0);
+                std::hint::black_box(vec![1u8; n]);
+                (200, b"grown".to_vec())
+            }
             "/big" => {
                 let n: usize = param("bytes").parse().unwrap_or(0);
                 (200, vec![b'x'; n])
