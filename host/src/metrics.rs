@@ -79,25 +79,17 @@ impl Metrics {
 
     /// Records a guest trap (including time-outs and memory exhaustion).
     pub fn trap(&self, component: &str) {
-        *self.lock().traps.entry(component.to_owned()).or_default() += 1;
+        bump(&mut self.lock().traps, component);
     }
 
     /// Records a request whose instance grew its linear memory (see `GuestLimits`).
     pub fn memory_grown(&self, component: &str) {
-        *self
-            .lock()
-            .memory_grown
-            .entry(component.to_owned())
-            .or_default() += 1;
+        bump(&mut self.lock().memory_grown, component);
     }
 
     /// Records a key-value backend failure.
     pub fn store_error(&self, label: &str) {
-        *self
-            .lock()
-            .store_errors
-            .entry(label.to_owned())
-            .or_default() += 1;
+        bump(&mut self.lock().store_errors, label);
     }
 
     /// The exposition text.
@@ -183,7 +175,17 @@ fn write_all(inner: &Inner, out: &mut String) -> std::fmt::Result {
     )
 }
 
-/// A counter with one label.
+/// Adds one to a counter with one label.
+fn bump(values: &mut BTreeMap<String, u64>, label: &str) {
+    match values.get_mut(label) {
+        Some(n) => *n += 1,
+        None => {
+            values.insert(label.to_owned(), 1);
+        }
+    }
+}
+
+/// Renders a counter with one label.
 fn counter(
     out: &mut String,
     name: &str,
